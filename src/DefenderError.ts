@@ -1,0 +1,446 @@
+/**
+ * Every failure the library can report, as typed errors in the `E` channel.
+ *
+ * One `_tag` per thing a caller handles differently; a `reason` literal for
+ * sub-kinds. Each error keeps what Microsoft support asks for (the API's
+ * `code` and `target`, Entra ID's `traceId` and `correlationId`) and never a
+ * token, a client secret or the `sig=` of a download link.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LiveResponse } from "@mde/live-response"
+ *
+ * const program = LiveResponse.getTranscript({ machineActionId: "988cc94e-7a8f-4b28-ab65-54970c5d5018", index: 0 }).pipe(
+ *   Effect.catchTag("NotFound", () => Effect.succeed(undefined)),
+ *   Effect.catchTag("Throttled", (e) => Effect.logWarning(`gave up after ${e.attempts} attempts`))
+ * )
+ * ```
+ *
+ * @module
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+const optionalString: Schema.optional<typeof Schema.String> = Schema.optional(Schema.String)
+const optionalNumber: Schema.optional<typeof Schema.Number> = Schema.optional(Schema.Number)
+
+const suffix = (parts: ReadonlyArray<string | undefined>): string => {
+  const kept = parts.filter((p): p is string => p !== undefined && p !== "")
+  return kept.length === 0 ? "" : ` (${kept.join(", ")})`
+}
+
+const AADSTS_HINTS: Record<number, string> = {
+  7000215: "the client secret is wrong: use the secret's value, not its ID (AZURE_CLIENT_SECRET)",
+  7000222: "the client secret has expired: create a new one for the app registration",
+  700016: "the app (AZURE_CLIENT_ID) is not registered in this tenant, or was not consented to",
+  90002: "the tenant (AZURE_TENANT_ID) does not exist in this cloud",
+  900023: "the tenant id is malformed (AZURE_TENANT_ID)",
+  700024: "the client assertion is not within its valid time range"
+}
+
+// ---------------------------------------------------------------------------
+// AuthenticationError
+// ---------------------------------------------------------------------------
+
+/**
+ * Why authentication failed.
+ *
+ * - `TokenRequestFailed`: the Entra ID token endpoint refused the request (wrong secret, unknown app or tenant…).
+ * - `TokenEndpointUnreachable`: no usable answer from the token endpoint (network, 5xx, unreadable body).
+ * - `CredentialFailed`: a supplied `@azure/identity`-style credential threw or returned no token.
+ * - `Unauthorized`: the Defender API answered 401 even with a freshly requested token.
+ *
+ * @since 0.1.0
+ */
+export type AuthenticationErrorReason =
+  | "TokenRequestFailed"
+  | "TokenEndpointUnreachable"
+  | "CredentialFailed"
+  | "Unauthorized"
+
+const AuthenticationErrorBase: Schema.TaggedErrorClass<AuthenticationError, "AuthenticationError", {
+  readonly _tag: Schema.tag<"AuthenticationError">
+  readonly reason: Schema.Literal<[
+    "TokenRequestFailed",
+    "TokenEndpointUnreachable",
+    "CredentialFailed",
+    "Unauthorized"
+  ]>
+  readonly errorCodes: Schema.Array$<typeof Schema.Number>
+  readonly error: typeof optionalString
+  readonly description: typeof optionalString
+  readonly traceId: typeof optionalString
+  readonly correlationId: typeof optionalString
+  readonly status: typeof optionalNumber
+}> = Schema.TaggedError<AuthenticationError>()("AuthenticationError", {
+  reason: Schema.Literal("TokenRequestFailed", "TokenEndpointUnreachable", "CredentialFailed", "Unauthorized"),
+  errorCodes: Schema.Array(Schema.Number),
+  error: optionalString,
+  description: optionalString,
+  traceId: optionalString,
+  correlationId: optionalString,
+  status: optionalNumber
+})
+
+/**
+ * No usable bearer token: the token endpoint refused, a credential failed, or
+ * the API answered 401 twice. `errorCodes` holds the AADSTS numbers to branch on.
+ *
+ * @since 0.1.0
+ */
+export class AuthenticationError extends AuthenticationErrorBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const ids = suffix([
+      this.status === undefined ? undefined : `HTTP ${this.status}`,
+      this.errorCodes.length > 0 ? `AADSTS${this.errorCodes.join(",")}` : undefined,
+      this.traceId && `trace id ${this.traceId}`,
+      this.correlationId && `correlation id ${this.correlationId}`
+    ])
+    switch (this.reason) {
+      case "TokenRequestFailed": {
+        const hint = this.errorCodes.map((c) => AADSTS_HINTS[c]).find((h) => h !== undefined)
+        return `Entra ID refused the token request: ${hint ?? this.error ?? "unknown error"}${ids}`
+      }
+      case "TokenEndpointUnreachable":
+        return `The Entra ID token endpoint gave no usable answer: ${
+          this.description ?? "check the network and AZURE_AUTHORITY_HOST"
+        }${ids}`
+      case "CredentialFailed":
+        return `The supplied credential did not return a token: ${this.description ?? "no token"}${ids}`
+      case "Unauthorized":
+        return `The Defender API rejected a freshly issued token (401): check that the token's audience matches the API's cloud (MDE_SCOPE)${ids}`
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// PermissionDenied
+// ---------------------------------------------------------------------------
+
+const PermissionDeniedBase: Schema.TaggedErrorClass<PermissionDenied, "PermissionDenied", {
+  readonly _tag: Schema.tag<"PermissionDenied">
+  readonly code: typeof optionalString
+  readonly target: typeof optionalString
+  readonly apiMessage: typeof optionalString
+}> = Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
+  code: optionalString,
+  target: optionalString,
+  apiMessage: optionalString
+})
+
+/**
+ * The Defender API answered 403: the token is valid but lacks a permission
+ * (`Machine.LiveResponse` / `Machine.ReadWrite.All`) or the feature is disabled
+ * (`code: "DisabledFeature"`).
+ *
+ * @since 0.1.0
+ */
+export class PermissionDenied extends PermissionDeniedBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const what = this.code === "DisabledFeature"
+      ? "live response is disabled for this tenant or device group: enable it in Defender's advanced features"
+      : "grant the app the Machine.LiveResponse (or Machine.ReadWrite.All) application permission with admin consent"
+    return `The Defender API refused the call (403${this.code ? ` ${this.code}` : ""}): ${what}${
+      suffix([this.apiMessage, this.target && `request id ${this.target}`])
+    }`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// NotFound
+// ---------------------------------------------------------------------------
+
+const NotFoundBase: Schema.TaggedErrorClass<NotFound, "NotFound", {
+  readonly _tag: Schema.tag<"NotFound">
+  readonly resource: typeof Schema.String
+  readonly code: typeof optionalString
+  readonly target: typeof optionalString
+  readonly apiMessage: typeof optionalString
+}> = Schema.TaggedError<NotFound>()("NotFound", {
+  resource: Schema.String,
+  code: optionalString,
+  target: optionalString,
+  apiMessage: optionalString
+})
+
+/**
+ * The Defender API answered 404: unknown machine action, or no result at that command index.
+ *
+ * @since 0.1.0
+ */
+export class NotFound extends NotFoundBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Defender does not know ${this.resource} (404${this.code ? ` ${this.code}` : ""}): check the id and the command index${
+      suffix([this.apiMessage, this.target && `request id ${this.target}`])
+    }`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Throttled
+// ---------------------------------------------------------------------------
+
+const ThrottledBase: Schema.TaggedErrorClass<Throttled, "Throttled", {
+  readonly _tag: Schema.tag<"Throttled">
+  readonly attempts: typeof Schema.Number
+  readonly retryAfterMillis: typeof optionalNumber
+  readonly code: typeof optionalString
+  readonly target: typeof optionalString
+}> = Schema.TaggedError<Throttled>()("Throttled", {
+  attempts: Schema.Number,
+  retryAfterMillis: optionalNumber,
+  code: optionalString,
+  target: optionalString
+})
+
+/**
+ * The Defender API kept answering 429 until the retry schedule was exhausted.
+ * `attempts` counts the calls made; `retryAfterMillis` is the last wait the API asked for.
+ *
+ * @since 0.1.0
+ */
+export class Throttled extends ThrottledBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `The Defender API is throttling this app (429) and ${this.attempts} attempt(s) did not get through: lower the concurrency or the rate limits (MDE_RATE_LIMITS)${
+      suffix([
+        this.retryAfterMillis === undefined ? undefined : `asked to wait ${Math.ceil(this.retryAfterMillis / 1000)} s`,
+        this.target && `request id ${this.target}`
+      ])
+    }`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// DownloadRefused
+// ---------------------------------------------------------------------------
+
+const DownloadRefusedBase: Schema.TaggedErrorClass<DownloadRefused, "DownloadRefused", {
+  readonly _tag: Schema.tag<"DownloadRefused">
+  readonly reason: Schema.Literal<["HostNotAllowed", "InsecureScheme", "InvalidUrl"]>
+  readonly host: typeof optionalString
+}> = Schema.TaggedError<DownloadRefused>()("DownloadRefused", {
+  reason: Schema.Literal("HostNotAllowed", "InsecureScheme", "InvalidUrl"),
+  host: optionalString
+})
+
+/**
+ * The library refused to download a result link, without contacting it: its
+ * host is not on the allow-list, it is not https (outside loopback), or it is not a URL.
+ *
+ * @since 0.1.0
+ */
+export class DownloadRefused extends DownloadRefusedBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    switch (this.reason) {
+      case "HostNotAllowed":
+        return `Refused to download from ${this.host ?? "an unknown host"}: it is not on the download allow-list (add it with the downloadHosts option or MDE_DOWNLOAD_HOSTS if you trust it)`
+      case "InsecureScheme":
+        return `Refused to download from ${this.host ?? "an unknown host"}: only https is allowed outside loopback`
+      case "InvalidUrl":
+        return "Refused to download: the result link is not a valid URL"
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// ResultLinkError
+// ---------------------------------------------------------------------------
+
+/**
+ * Why a result link could not be used.
+ *
+ * - `Expired`: the storage rejected the link's time frame, also after one re-created link.
+ * - `BlobNotFound`: the storage has no file behind the link.
+ * - `Forbidden`: the storage refused the link for another reason.
+ * - `InvalidLink`: the API's answer did not hold a usable link.
+ *
+ * @since 0.1.0
+ */
+export type ResultLinkErrorReason = "Expired" | "BlobNotFound" | "Forbidden" | "InvalidLink"
+
+const ResultLinkErrorBase: Schema.TaggedErrorClass<ResultLinkError, "ResultLinkError", {
+  readonly _tag: Schema.tag<"ResultLinkError">
+  readonly reason: Schema.Literal<["Expired", "BlobNotFound", "Forbidden", "InvalidLink"]>
+  readonly status: typeof optionalNumber
+  readonly storageCode: typeof optionalString
+  readonly detail: typeof optionalString
+}> = Schema.TaggedError<ResultLinkError>()("ResultLinkError", {
+  reason: Schema.Literal("Expired", "BlobNotFound", "Forbidden", "InvalidLink"),
+  status: optionalNumber,
+  storageCode: optionalString,
+  detail: optionalString
+})
+
+/**
+ * The result's download link was expired (even after re-creating it once),
+ * pointed at no file, was refused by the storage, or was not a link at all.
+ *
+ * @since 0.1.0
+ */
+export class ResultLinkError extends ResultLinkErrorBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const ids = suffix([
+      this.status === undefined ? undefined : `HTTP ${this.status}`,
+      this.storageCode,
+      this.detail
+    ])
+    switch (this.reason) {
+      case "Expired":
+        return `The result link had expired and a re-created link was refused too: check this machine's clock${ids}`
+      case "BlobNotFound":
+        return `The result file is no longer in storage: results are kept for a limited time; run the live response again${ids}`
+      case "Forbidden":
+        return `The storage refused the result link${ids}`
+      case "InvalidLink":
+        return `The Defender API did not answer with a usable download link${ids}`
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// TranscriptDecodeError
+// ---------------------------------------------------------------------------
+
+/**
+ * What was wrong with a transcript.
+ *
+ * @since 0.1.0
+ */
+export type TranscriptDecodeErrorReason = "InvalidJson" | "NotAnObject" | "MissingField" | "InvalidField" | "TooLarge"
+
+const TranscriptDecodeErrorBase: Schema.TaggedErrorClass<TranscriptDecodeError, "TranscriptDecodeError", {
+  readonly _tag: Schema.tag<"TranscriptDecodeError">
+  readonly reason: Schema.Literal<["InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"]>
+  readonly field: typeof optionalString
+  readonly detail: typeof Schema.String
+}> = Schema.TaggedError<TranscriptDecodeError>()("TranscriptDecodeError", {
+  reason: Schema.Literal("InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"),
+  field: optionalString,
+  detail: Schema.String
+})
+
+/**
+ * A RunScript transcript could not be decoded; `reason`, `field` and `detail` say what was wrong.
+ *
+ * @since 0.1.0
+ */
+export class TranscriptDecodeError extends TranscriptDecodeErrorBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const where = this.field === undefined ? "" : ` (field ${this.field})`
+    const hint = this.reason === "TooLarge"
+      ? ": raise maxTranscriptBytes, or use downloadResult to stream the raw file"
+      : ""
+    return `The transcript could not be decoded, ${this.reason}${where}: ${this.detail}${hint}`
+  }
+}
+
+// ---------------------------------------------------------------------------
+// HttpError
+// ---------------------------------------------------------------------------
+
+/**
+ * What went wrong at the HTTP level.
+ *
+ * - `Transport`: no answer (connection refused or dropped, DNS, TLS).
+ * - `Status`: an HTTP status no other error covers (400, 5xx after retries…).
+ * - `InvalidResponse`: a 2xx answer whose body was not what the API documents.
+ *
+ * @since 0.1.0
+ */
+export type HttpErrorReason = "Transport" | "Status" | "InvalidResponse"
+
+const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
+  readonly _tag: Schema.tag<"HttpError">
+  readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse"]>
+  readonly method: typeof Schema.String
+  readonly url: typeof Schema.String
+  readonly attempts: typeof Schema.Number
+  readonly status: typeof optionalNumber
+  readonly code: typeof optionalString
+  readonly target: typeof optionalString
+  readonly detail: typeof optionalString
+}> = Schema.TaggedError<HttpError>()("HttpError", {
+  reason: Schema.Literal("Transport", "Status", "InvalidResponse"),
+  method: Schema.String,
+  url: Schema.String,
+  attempts: Schema.Number,
+  status: optionalNumber,
+  code: optionalString,
+  target: optionalString,
+  detail: optionalString
+})
+
+/**
+ * A transport failure, an unexpected HTTP status, or an unreadable answer.
+ * `url` has any `sig=` redacted; `attempts` counts the calls made.
+ *
+ * @since 0.1.0
+ */
+export class HttpError extends HttpErrorBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const ids = suffix([
+      this.code,
+      this.detail,
+      this.target && `request id ${this.target}`,
+      this.attempts > 1 ? `${this.attempts} attempts` : undefined
+    ])
+    switch (this.reason) {
+      case "Transport":
+        return `${this.method} ${this.url} got no answer: check the network${ids}`
+      case "Status":
+        return `${this.method} ${this.url} answered HTTP ${this.status ?? "?"}${ids}`
+      case "InvalidResponse":
+        return `${this.method} ${this.url} answered with a body the library does not understand${ids}`
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// InvalidArgument
+// ---------------------------------------------------------------------------
+
+const InvalidArgumentBase: Schema.TaggedErrorClass<InvalidArgument, "InvalidArgument", {
+  readonly _tag: Schema.tag<"InvalidArgument">
+  readonly argument: typeof Schema.String
+  readonly detail: typeof Schema.String
+}> = Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+  argument: Schema.String,
+  detail: Schema.String
+})
+
+/**
+ * An argument was rejected before any request was sent (e.g. an empty machine action id or a negative index).
+ *
+ * @since 0.1.0
+ */
+export class InvalidArgument extends InvalidArgumentBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Invalid ${this.argument}: ${this.detail}`
+  }
+}
+
+/**
+ * Every error the library's programs can fail with.
+ *
+ * @since 0.1.0
+ */
+export type DefenderError =
+  | AuthenticationError
+  | PermissionDenied
+  | NotFound
+  | Throttled
+  | DownloadRefused
+  | ResultLinkError
+  | TranscriptDecodeError
+  | HttpError
+  | InvalidArgument
