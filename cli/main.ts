@@ -1,0 +1,135 @@
+/**
+ * The command-line face of the library: `npm run --silent cli -- <command>`.
+ * Configured by the environment (see README.md); every failure is one line on
+ * stderr and a distinct exit code.
+ */
+import { Command, Options, ValidationError } from "@effect/cli"
+import { FetchHttpClient, FileSystem } from "@effect/platform"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Cause, ConfigError, Console, Effect, Layer, Option, Redacted, Stream } from "effect"
+import type { DefenderError } from "../src/DefenderError.ts"
+import * as LiveResponse from "../src/LiveResponse.ts"
+
+/** One exit code per kind of failure; the README's error table lists them. */
+export const EXIT_CODES = {
+  Usage: 2,
+  Config: 3,
+  AuthenticationError: 4,
+  PermissionDenied: 5,
+  NotFound: 6,
+  Throttled: 7,
+  DownloadRefused: 8,
+  ResultLinkError: 9,
+  TranscriptDecodeError: 10,
+  HttpError: 11,
+  InvalidArgument: 2,
+  FileError: 12,
+  Unexpected: 1
+} as const
+
+class FileError {
+  readonly _tag = "FileError"
+  constructor(readonly message: string) {}
+}
+
+const action = Options.text("action").pipe(Options.withDescription("the machine action id"))
+const index = Options.integer("index").pipe(
+  Options.withDefault(0),
+  Options.withDescription("the command's index in the machine action (default 0)")
+)
+const ref = { action, index }
+
+const transcript = Command.make(
+  "transcript",
+  { ...ref, format: Options.choice("format", ["json", "text"]).pipe(Options.withDefault("text")) },
+  ({ action, format, index }) =>
+    Effect.gen(function*() {
+      const t = yield* LiveResponse.getTranscript({ machineActionId: action, index })
+      if (format === "json") {
+        yield* Console.log(
+          JSON.stringify({ scriptName: t.scriptName, exitCode: t.exitCode, output: t.output, error: t.error })
+        )
+        return
+      }
+      yield* Console.log(`# ${t.scriptName} exited with ${t.exitCode}`)
+      if (t.output !== "") yield* Effect.sync(() => process.stdout.write(t.output.endsWith("\n") ? t.output : `${t.output}\n`))
+      if (t.error !== "") {
+        yield* Console.log("# script error output:")
+        yield* Effect.sync(() => process.stdout.write(t.error.endsWith("\n") ? t.error : `${t.error}\n`))
+      }
+    })
+).pipe(Command.withDescription("download and decode a RunScript command's transcript"))
+
+const link = Command.make("link", ref, ({ action, index }) =>
+  Effect.gen(function*() {
+    const result = yield* LiveResponse.getResultLink({ machineActionId: action, index })
+    // Printing the link is what this command is for; it is never logged.
+    yield* Console.log(Redacted.value(result.url))
+  })).pipe(Command.withDescription("print a command's 30-minute download link"))
+
+const download = Command.make(
+  "download",
+  { ...ref, out: Options.file("out").pipe(Options.withDescription("the file to write")) },
+  ({ action, index, out }) =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      // Written next to the target and renamed when complete, so `out` is never half a file.
+      const partial = `${out}.partial`
+      const fileError = (e: { readonly message: string }) => new FileError(e.message)
+      const written = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const file = yield* fs.open(partial, { flag: "w" }).pipe(Effect.mapError(fileError))
+          return yield* LiveResponse.downloadResult({ machineActionId: action, index }).pipe(
+            Stream.runFoldEffect(0, (n, chunk) =>
+              file.writeAll(chunk).pipe(Effect.mapError(fileError), Effect.as(n + chunk.length)))
+          )
+        })
+      ).pipe(Effect.onError(() => fs.remove(partial).pipe(Effect.ignore)))
+      yield* fs.rename(partial, out).pipe(Effect.mapError(fileError))
+      yield* Console.error(`wrote ${written} bytes to ${out}`)
+    })
+).pipe(Command.withDescription("stream a command's raw result (e.g. a GetFile file) to a file"))
+
+const root = Command.make("mde-live-response").pipe(
+  Command.withDescription("Microsoft Defender for Endpoint live response results"),
+  Command.withSubcommands([transcript, link, download])
+)
+
+const run = Command.run(root, { name: "mde-live-response", version: "0.1.0" })
+
+let exitCode = 0
+
+const fail = (code: number, line: string) =>
+  Effect.sync(() => {
+    exitCode = code
+    process.stderr.write(`error: ${line.replace(/\s+/g, " ").trim()}\n`)
+  })
+
+const main = run(process.argv).pipe(
+  Effect.provide(LiveResponse.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))),
+  Effect.catchAll((error: DefenderError | FileError | ConfigError.ConfigError | ValidationError.ValidationError) => {
+    if (ValidationError.isValidationError(error)) {
+      // @effect/cli has already printed the usage problem.
+      return Effect.sync(() => {
+        exitCode = EXIT_CODES.Usage
+      })
+    }
+    if (ConfigError.isConfigError(error)) {
+      return fail(EXIT_CODES.Config, `configuration: ${String(error)}`)
+    }
+    return fail(EXIT_CODES[error._tag], `${error._tag}: ${error.message}`)
+  }),
+  Effect.catchAllCause((cause) =>
+    Cause.isInterruptedOnly(cause)
+      ? Effect.sync(() => {
+        exitCode = 130
+      })
+      : fail(EXIT_CODES.Unexpected, `unexpected failure: ${Option.getOrElse(Cause.failureOption(cause), () => Cause.pretty(cause).split("\n")[0])}`)
+  ),
+  Effect.provide(NodeContext.layer)
+)
+
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  teardown: (_exit, onExit) => onExit(exitCode)
+})

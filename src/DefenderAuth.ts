@@ -1,0 +1,348 @@
+/**
+ * The `DefenderAuth` service: bearer tokens for the Defender API, cached and
+ * refreshed before they expire, from a client secret, a static token, or any
+ * `@azure/identity`-style credential.
+ *
+ * @example
+ * ```ts
+ * import { Redacted } from "effect"
+ * import { DefenderAuth } from "@mde/live-response"
+ *
+ * const auth = DefenderAuth.layerClientSecret({
+ *   tenantId: "contoso.onmicrosoft.com",
+ *   clientId: "00000000-0000-0000-0000-000000000000",
+ *   clientSecret: Redacted.make(process.env.AZURE_CLIENT_SECRET!)
+ * }) // needs HttpClient.HttpClient, e.g. FetchHttpClient.layer
+ * ```
+ *
+ * @module
+ * @since 0.1.0
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import type { HttpClientResponse } from "@effect/platform"
+import {
+  Clock,
+  Config,
+  type ConfigError,
+  Context,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Redacted,
+  Ref,
+  Schedule,
+  Schema
+} from "effect"
+import * as DefenderCloud from "./DefenderCloud.ts"
+import { AuthenticationError } from "./DefenderError.ts"
+
+/**
+ * Yields bearer tokens for the Defender API.
+ *
+ * @since 0.1.0
+ */
+export interface DefenderAuth {
+  /** A valid bearer token, from the cache when it has more than the refresh margin left. */
+  readonly token: Effect.Effect<Redacted.Redacted<string>, AuthenticationError>
+  /**
+   * Drops `token` from the cache (after the API answered 401 with it), so the
+   * next `token` asks for a new one. A token that was already replaced is left alone.
+   */
+  readonly invalidate: (token: Redacted.Redacted<string>) => Effect.Effect<void>
+}
+
+/**
+ * The `DefenderAuth` service tag.
+ *
+ * @since 0.1.0
+ */
+export const DefenderAuth: Context.Tag<DefenderAuth, DefenderAuth> = Context.GenericTag<DefenderAuth>(
+  "mde-live-response/DefenderAuth"
+)
+
+/**
+ * A freshly issued token and when it expires (epoch milliseconds).
+ *
+ * @since 0.1.0
+ */
+export interface IssuedToken {
+  readonly token: Redacted.Redacted<string>
+  readonly expiresAt: number
+}
+
+/**
+ * How long before expiry a cached token is replaced: 5 minutes.
+ *
+ * @since 0.1.0
+ */
+export const REFRESH_MARGIN: Duration.Duration = Duration.minutes(5)
+
+/**
+ * Builds a `DefenderAuth` around a token source: caches the token until the
+ * refresh margin before its expiry, and makes concurrent callers share one request.
+ *
+ * @since 0.1.0
+ */
+export const makeCached = (
+  issue: Effect.Effect<IssuedToken, AuthenticationError>
+): Effect.Effect<DefenderAuth> =>
+  Effect.gen(function*() {
+    const cache = yield* Ref.make(Option.none<IssuedToken & { readonly refreshAt: number }>())
+    const lock = yield* Effect.makeSemaphore(1)
+    const margin = Duration.toMillis(REFRESH_MARGIN)
+
+    const fresh = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.map(
+        Ref.get(cache),
+        Option.filter((cached) => now < cached.refreshAt)
+      ))
+
+    const refresh = Effect.flatMap(fresh, (cached) => {
+      // Re-checked under the lock: the fiber that held it may just have refreshed.
+      if (Option.isSome(cached)) return Effect.succeed(cached.value.token)
+      return Effect.gen(function*() {
+        const issued = yield* issue
+        const now = yield* Clock.currentTimeMillis
+        // Short-lived tokens (under 10 minutes) are kept for half their life instead.
+        const refreshAt = issued.expiresAt - Math.min(margin, Math.max(0, issued.expiresAt - now) / 2)
+        yield* Ref.set(cache, Option.some({ ...issued, refreshAt }))
+        return issued.token
+      })
+    })
+
+    const token = Effect.flatMap(fresh, (cached) =>
+      Option.isSome(cached)
+        ? Effect.succeed(cached.value.token)
+        : lock.withPermits(1)(refresh))
+
+    const invalidate = (used: Redacted.Redacted<string>) =>
+      Ref.update(cache, (cached) =>
+        Option.isSome(cached) && Redacted.value(cached.value.token) === Redacted.value(used)
+          ? Option.none()
+          : cached)
+
+    return DefenderAuth.of({ token, invalidate })
+  })
+
+/**
+ * A fixed token (for scripts that already have one, and for tests). It is never refreshed.
+ *
+ * @since 0.1.0
+ */
+export const layerToken = (token: Redacted.Redacted<string>): Layer.Layer<DefenderAuth> =>
+  Layer.succeed(DefenderAuth, DefenderAuth.of({ token: Effect.succeed(token), invalidate: () => Effect.void }))
+
+// ---------------------------------------------------------------------------
+// Client secret (client credentials grant)
+// ---------------------------------------------------------------------------
+
+/**
+ * Options of the client-credentials login.
+ *
+ * @since 0.1.0
+ */
+export interface ClientSecretOptions {
+  /** The directory (tenant) id or a verified domain. */
+  readonly tenantId: string
+  /** The application (client) id of the app registration. */
+  readonly clientId: string
+  /** The client secret's value. */
+  readonly clientSecret: Redacted.Redacted<string>
+  /** The cloud whose login host and scope to use; default commercial. */
+  readonly cloud?: DefenderCloud.DefenderCloud | undefined
+}
+
+const TokenResponse = Schema.Struct({
+  access_token: Schema.String,
+  expires_in: Schema.Union(Schema.Number, Schema.NumberFromString)
+})
+
+const TokenErrorBody = Schema.Struct({
+  error: Schema.optional(Schema.String),
+  error_description: Schema.optional(Schema.String),
+  error_codes: Schema.optional(Schema.Array(Schema.Number)),
+  trace_id: Schema.optional(Schema.String),
+  correlation_id: Schema.optional(Schema.String)
+})
+
+const decodeTokenError = Schema.decodeUnknownOption(TokenErrorBody)
+const decodeTokenResponse = Schema.decodeUnknownOption(TokenResponse)
+
+const unreachable = (description: string, status?: number): AuthenticationError =>
+  new AuthenticationError({
+    reason: "TokenEndpointUnreachable",
+    errorCodes: [],
+    description,
+    ...(status === undefined ? {} : { status })
+  })
+
+/**
+ * Requests one token with the client-credentials grant. Exposed for callers
+ * that build their own cache; most users want `layerClientSecret`.
+ *
+ * @since 0.1.0
+ */
+export const requestClientSecretToken = (
+  options: ClientSecretOptions
+): Effect.Effect<IssuedToken, AuthenticationError, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const cloud = options.cloud ?? DefenderCloud.commercial
+    const secret = Redacted.value(options.clientSecret)
+    // The secret must not survive in anything we return, even if Entra ID echoes it.
+    const scrub = (text: string | undefined) =>
+      text === undefined || secret === "" ? text : text.split(secret).join("<redacted>")
+    const url = `${cloud.authorityHost}/${encodeURIComponent(options.tenantId)}/oauth2/v2.0/token`
+    const request = HttpClientRequest.post(url).pipe(
+      HttpClientRequest.acceptJson,
+      HttpClientRequest.bodyUrlParams({
+        grant_type: "client_credentials",
+        client_id: options.clientId,
+        client_secret: secret,
+        scope: cloud.scope
+      })
+    )
+    const response: HttpClientResponse.HttpClientResponse = yield* client.execute(request).pipe(
+      Effect.mapError((e) => unreachable(`the token request could not be sent (${e.reason})`))
+    )
+    const body = yield* response.json.pipe(Effect.option)
+    if (response.status >= 200 && response.status < 300) {
+      const parsed = Option.flatMap(body, decodeTokenResponse)
+      if (Option.isNone(parsed)) {
+        return yield* unreachable("the token endpoint's answer holds no access_token", response.status)
+      }
+      const now = yield* Clock.currentTimeMillis
+      return {
+        token: Redacted.make(parsed.value.access_token),
+        expiresAt: now + parsed.value.expires_in * 1000
+      }
+    }
+    const error = Option.flatMap(body, decodeTokenError)
+    if (response.status >= 500 || Option.isNone(error)) {
+      return yield* unreachable(`the token endpoint answered HTTP ${response.status}`, response.status)
+    }
+    const e = error.value
+    return yield* new AuthenticationError({
+      reason: "TokenRequestFailed",
+      status: response.status,
+      errorCodes: e.error_codes ?? [],
+      ...(e.error === undefined ? {} : { error: e.error }),
+      ...(e.error_description === undefined ? {} : { description: scrub(e.error_description)! }),
+      ...(e.trace_id === undefined ? {} : { traceId: e.trace_id }),
+      ...(e.correlation_id === undefined ? {} : { correlationId: e.correlation_id })
+    })
+  }).pipe(
+    // A flaky token endpoint is retried twice; a refusal (wrong secret…) never is.
+    Effect.retry({
+      schedule: Schedule.exponential("500 millis"),
+      times: 2,
+      while: (e) => e.reason === "TokenEndpointUnreachable"
+    }),
+    Effect.withSpan("DefenderAuth.requestToken", { attributes: { "mde.tenant_id": options.tenantId } })
+  )
+
+/**
+ * Logs in with a client secret (client-credentials grant against
+ * `{authorityHost}/{tenantId}/oauth2/v2.0/token` with the cloud's scope).
+ *
+ * @since 0.1.0
+ */
+export const layerClientSecret = (
+  options: ClientSecretOptions
+): Layer.Layer<DefenderAuth, never, HttpClient.HttpClient> =>
+  Layer.effect(
+    DefenderAuth,
+    Effect.gen(function*() {
+      const client = yield* HttpClient.HttpClient
+      return yield* makeCached(
+        requestClientSecretToken(options).pipe(Effect.provideService(HttpClient.HttpClient, client))
+      )
+    })
+  )
+
+// ---------------------------------------------------------------------------
+// @azure/identity-style credentials
+// ---------------------------------------------------------------------------
+
+/**
+ * The structural shape of an `@azure/identity` `TokenCredential`
+ * (`DefaultAzureCredential`, `ClientCertificateCredential`, `ManagedIdentityCredential`…).
+ *
+ * @since 0.1.0
+ */
+export interface TokenCredential {
+  getToken(
+    scopes: string | Array<string>,
+    options?: unknown
+  ): Promise<{ readonly token: string; readonly expiresOnTimestamp: number } | null>
+}
+
+/**
+ * Uses any `@azure/identity`-style credential, asking it for the cloud's scope.
+ * The library adds its own cache and refresh margin on top.
+ *
+ * @since 0.1.0
+ */
+export const layerCredential = (
+  credential: TokenCredential,
+  options?: { readonly cloud?: DefenderCloud.DefenderCloud | undefined }
+): Layer.Layer<DefenderAuth> =>
+  Layer.effect(
+    DefenderAuth,
+    makeCached(
+      Effect.tryPromise({
+        try: () => credential.getToken((options?.cloud ?? DefenderCloud.commercial).scope),
+        catch: (cause) =>
+          new AuthenticationError({
+            reason: "CredentialFailed",
+            errorCodes: [],
+            description: cause instanceof Error
+              ? `${cause.name}: ${cause.message}`.slice(0, 300)
+              : "the credential threw"
+          })
+      }).pipe(
+        Effect.flatMap((result) =>
+          result === null || typeof result.token !== "string"
+            ? Effect.fail(
+              new AuthenticationError({
+                reason: "CredentialFailed",
+                errorCodes: [],
+                description: "the credential returned no token"
+              })
+            )
+            : Effect.succeed({ token: Redacted.make(result.token), expiresAt: result.expiresOnTimestamp })
+        ),
+        Effect.withSpan("DefenderAuth.requestToken")
+      )
+    )
+  )
+
+// ---------------------------------------------------------------------------
+// From the environment
+// ---------------------------------------------------------------------------
+
+/**
+ * Reads the login from the environment with the names `@azure/identity` uses:
+ * `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (and the cloud
+ * settings of `DefenderCloud.config`: `MDE_CLOUD`, `AZURE_AUTHORITY_HOST`,
+ * `MDE_SCOPE`). When `MDE_TOKEN` is set it is used as a static token instead.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (): Layer.Layer<DefenderAuth, ConfigError.ConfigError, HttpClient.HttpClient> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const staticToken = yield* Config.option(Config.redacted("MDE_TOKEN"))
+      if (Option.isSome(staticToken) && Redacted.value(staticToken.value) !== "") {
+        return layerToken(staticToken.value)
+      }
+      const options = yield* Config.all({
+        tenantId: Config.nonEmptyString("AZURE_TENANT_ID"),
+        clientId: Config.nonEmptyString("AZURE_CLIENT_ID"),
+        clientSecret: Config.redacted("AZURE_CLIENT_SECRET"),
+        cloud: DefenderCloud.config
+      })
+      return layerClientSecret(options)
+    })
+  )

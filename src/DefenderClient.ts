@@ -1,0 +1,547 @@
+/**
+ * The `DefenderClient` service: the Defender API's live response result calls
+ * over `HttpClient`, with `DefenderAuth` tokens, the shared
+ * `DefenderRateLimiter` budget, Retry-After aware retries, a download
+ * allow-list and the one-time re-creation of an expired link.
+ *
+ * Most users call the programs in `LiveResponse` and provide this service
+ * with `DefenderClient.layer()` or `DefenderClient.layerConfig()`.
+ *
+ * @module
+ * @since 0.1.0
+ */
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import type { HttpClientError, HttpClientResponse } from "@effect/platform"
+import {
+  Config,
+  type ConfigError,
+  Context,
+  Duration,
+  Effect,
+  Layer,
+  Option,
+  Redacted,
+  Ref,
+  Schedule,
+  Schema,
+  Stream
+} from "effect"
+import { DefenderAuth } from "./DefenderAuth.ts"
+import * as DefenderCloud from "./DefenderCloud.ts"
+import {
+  AuthenticationError,
+  type DefenderError,
+  DownloadRefused,
+  HttpError,
+  InvalidArgument,
+  NotFound,
+  PermissionDenied,
+  ResultLinkError,
+  Throttled,
+  TranscriptDecodeError
+} from "./DefenderError.ts"
+import { DefenderRateLimiter } from "./DefenderRateLimiter.ts"
+import { DEFAULT_MAX_RETRY_AFTER_MILLIS, parseRetryAfter } from "./internal/retryAfter.ts"
+import { checkSecureUrl, DEFAULT_DOWNLOAD_HOSTS, hostMatches, parseHostList, redactText, redactUrl } from "./internal/url.ts"
+import * as Transcript from "./Transcript.ts"
+
+/**
+ * One command of a machine action: the action's id and the command's index
+ * in its `commands` array.
+ *
+ * @since 0.1.0
+ */
+export interface CommandRef {
+  readonly machineActionId: string
+  readonly index: number
+}
+
+/**
+ * A result's download link. The URL carries a SAS signature, so it stays
+ * `Redacted` (it prints as `<redacted>`); `expiresAt` is read from its `se=`.
+ *
+ * @since 0.1.0
+ */
+export interface ResultLink {
+  readonly url: Redacted.Redacted<string>
+  readonly expiresAt: Date | undefined
+}
+
+/**
+ * The live response result calls.
+ *
+ * @since 0.1.0
+ */
+export interface DefenderClient {
+  /** The cloud the client talks to. */
+  readonly cloud: DefenderCloud.DefenderCloud
+  /** Asks for a 30-minute download link of one command's result. */
+  readonly getResultLink: (ref: CommandRef) => Effect.Effect<ResultLink, DefenderError>
+  /** Downloads one command's raw result (a GetFile file, or a transcript) as bytes. */
+  readonly downloadResult: (ref: CommandRef) => Stream.Stream<Uint8Array, DefenderError>
+  /** Downloads and decodes one RunScript command's transcript. */
+  readonly getTranscript: (ref: CommandRef) => Effect.Effect<Transcript.Transcript, DefenderError>
+}
+
+/**
+ * The `DefenderClient` service tag.
+ *
+ * @since 0.1.0
+ */
+export const DefenderClient: Context.Tag<DefenderClient, DefenderClient> = Context.GenericTag<DefenderClient>(
+  "mde-live-response/DefenderClient"
+)
+
+/**
+ * Options of the client.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The cloud to call; default commercial. */
+  readonly cloud?: DefenderCloud.DefenderCloud | undefined
+  /**
+   * When to retry a retryable failure (429, 408, 500, 502, 503, 504, transport errors); default
+   * `defaultRetrySchedule`. Other failures are never retried. A 429's `Retry-After` replaces the
+   * schedule's wait for that retry.
+   */
+  readonly retry?: Schedule.Schedule<unknown, DefenderError> | undefined
+  /** Download hosts allowed on top of `*.blob.core.windows.net` and `*.blob.core.usgovcloudapi.net`. */
+  readonly downloadHosts?: ReadonlyArray<string> | undefined
+  /** The largest transcript `getTranscript` reads into memory; default 64 MiB. */
+  readonly maxTranscriptBytes?: number | undefined
+}
+
+/**
+ * The default largest transcript: 64 MiB.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_MAX_TRANSCRIPT_BYTES: number = 64 * 1024 * 1024
+
+/**
+ * The default retry schedule: exponential backoff from 1 s (doubling, jittered,
+ * each wait at most 30 s), at most 6 retries — 7 attempts, about a minute in all
+ * when no `Retry-After` is given.
+ *
+ * @since 0.1.0
+ */
+export const defaultRetrySchedule: Schedule.Schedule<unknown, DefenderError> = Schedule.exponential("1 second").pipe(
+  Schedule.jittered,
+  Schedule.modifyDelay((_, delay) => Duration.min(delay, Duration.seconds(30))),
+  Schedule.intersect(Schedule.recurs(6)),
+  Schedule.asVoid
+)
+
+const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504])
+
+/**
+ * Whether the library retries an error: throttling, 408/429/500/502/503/504 and transport failures.
+ *
+ * @since 0.1.0
+ */
+export const isRetryable = (error: DefenderError): boolean =>
+  error._tag === "Throttled" ||
+  (error._tag === "HttpError" &&
+    (error.reason === "Transport" ||
+      (error.reason === "Status" && error.status !== undefined && RETRYABLE_STATUS.has(error.status))))
+
+const retryPolicy = (
+  schedule: Schedule.Schedule<unknown, DefenderError>
+): Schedule.Schedule<unknown, DefenderError> =>
+  Schedule.intersect(schedule, Schedule.identity<DefenderError>()).pipe(
+    Schedule.whileInput(isRetryable),
+    Schedule.tapInput((error: DefenderError) =>
+      isRetryable(error) ? Effect.logDebug(`mde-live-response: will retry after ${error._tag}: ${error.message}`) : Effect.void
+    ),
+    // The server's Retry-After wins over the schedule's own wait.
+    Schedule.modifyDelay(([, error], delay) =>
+      error._tag === "Throttled" && error.retryAfterMillis !== undefined
+        ? Duration.millis(error.retryAfterMillis)
+        : delay
+    )
+  )
+
+// ---------------------------------------------------------------------------
+// Response bodies
+// ---------------------------------------------------------------------------
+
+const ODataError = Schema.Struct({
+  error: Schema.Struct({
+    code: Schema.optional(Schema.String),
+    message: Schema.optional(Schema.String),
+    target: Schema.optional(Schema.String)
+  })
+})
+const decodeODataError = Schema.decodeUnknownOption(ODataError)
+
+const LinkResponse = Schema.Struct({
+  "@odata.context": Schema.optional(Schema.String),
+  value: Schema.String
+})
+const decodeLinkResponse = Schema.decodeUnknownOption(LinkResponse)
+
+interface ApiErrorInfo {
+  readonly code?: string
+  readonly target?: string
+  readonly apiMessage?: string
+}
+
+const MAX_ERROR_BODY = 64 * 1024
+
+/** Reads at most about 64 KiB of an error body, as text; never fails. */
+const readErrorText = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<string> =>
+  Effect.suspend(() => {
+    const decoder = new TextDecoder()
+    return response.stream.pipe(
+      Stream.runFoldWhile(
+        "",
+        (text) => text.length < MAX_ERROR_BODY,
+        (text, chunk) => text + decoder.decode(chunk, { stream: true })
+      ),
+      Effect.orElseSucceed(() => "")
+    )
+  })
+
+const apiErrorInfo = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<ApiErrorInfo> =>
+  Effect.map(readErrorText(response), (text) => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      return {}
+    }
+    return Option.match(decodeODataError(parsed), {
+      onNone: () => ({}),
+      onSome: ({ error }) => ({
+        ...(error.code === undefined ? {} : { code: error.code }),
+        ...(error.target === undefined ? {} : { target: error.target }),
+        ...(error.message === undefined ? {} : { apiMessage: redactText(error.message).slice(0, 500) })
+      })
+    })
+  })
+
+const describeTransport = (error: HttpClientError.HttpClientError): string => {
+  const cause = error.cause
+  if (cause instanceof Error) {
+    const inner = (cause as { cause?: unknown }).cause
+    const code = inner instanceof Error && "code" in inner ? String((inner as { code: unknown }).code) : undefined
+    return redactText(code === undefined ? cause.message : `${cause.message}: ${code}`).slice(0, 300)
+  }
+  return error.reason
+}
+
+// ---------------------------------------------------------------------------
+// Argument checks
+// ---------------------------------------------------------------------------
+
+const checkRef = (ref: CommandRef): Effect.Effect<CommandRef, InvalidArgument> => {
+  const id = typeof ref.machineActionId === "string" ? ref.machineActionId.trim() : ""
+  if (id === "" || id === "." || id === ".." || id.length > 256 || /[\u0000-\u001f\u007f]/.test(id)) {
+    return Effect.fail(
+      new InvalidArgument({
+        argument: "machineActionId",
+        detail: "must be a non-empty machine action id (a GUID), without control characters"
+      })
+    )
+  }
+  if (!Number.isSafeInteger(ref.index) || ref.index < 0) {
+    return Effect.fail(
+      new InvalidArgument({ argument: "index", detail: `must be a non-negative integer, got ${String(ref.index)}` })
+    )
+  }
+  return Effect.succeed({ machineActionId: id, index: ref.index })
+}
+
+const linkExpiry = (url: URL): Date | undefined => {
+  const se = url.searchParams.get("se")
+  if (se === null) return undefined
+  const date = new Date(se)
+  return Number.isNaN(date.getTime()) ? undefined : date
+}
+
+// ---------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------
+
+/**
+ * Builds the client from its dependencies.
+ *
+ * @since 0.1.0
+ */
+export const make = (
+  options?: Options
+): Effect.Effect<DefenderClient, never, DefenderAuth | DefenderRateLimiter | HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const auth = yield* DefenderAuth
+    const limiter = yield* DefenderRateLimiter
+    const http = yield* HttpClient.HttpClient
+    // The platform's client span records the full URL, which for a download holds the SAS
+    // signature: storage requests get our own span with the signature redacted instead.
+    const storage = HttpClient.withTracerDisabledWhen(http, () => true)
+    const cloud = options?.cloud ?? DefenderCloud.commercial
+    const policy = retryPolicy(options?.retry ?? defaultRetrySchedule)
+    const allowedHosts = [...DEFAULT_DOWNLOAD_HOSTS, ...(options?.downloadHosts ?? [])]
+    const maxTranscriptBytes = options?.maxTranscriptBytes ?? DEFAULT_MAX_TRANSCRIPT_BYTES
+
+    /** Runs `attempt(n)` with the retry policy; `n` counts the attempts from 1. */
+    const retrying = <A>(attempt: (n: number) => Effect.Effect<A, DefenderError>): Effect.Effect<A, DefenderError> =>
+      Effect.flatMap(Ref.make(0), (counter) => {
+        const once: Effect.Effect<A, DefenderError> = Effect.flatMap(Ref.updateAndGet(counter, (n) => n + 1), attempt)
+        return Effect.retry(once, policy)
+      })
+
+    const transportError = (method: string, url: string, attempts: number) => (e: HttpClientError.HttpClientError) =>
+      new HttpError({ reason: "Transport", method, url: redactUrl(url), attempts, detail: describeTransport(e) })
+
+    /** One authorized API call: a permit, a token, and one repeat with a new token after a 401. */
+    const sendAuthorized = (request: HttpClientRequest.HttpClientRequest, attempts: number) =>
+      Effect.gen(function*() {
+        for (let renewed = false;; renewed = true) {
+          yield* limiter.acquire
+          const token = yield* auth.token
+          const response = yield* http.execute(HttpClientRequest.bearerToken(request, token)).pipe(
+            Effect.mapError(transportError(request.method, request.url, attempts))
+          )
+          if (response.status !== 401) return response
+          if (renewed) {
+            const info = yield* apiErrorInfo(response)
+            return yield* new AuthenticationError({
+              reason: "Unauthorized",
+              status: 401,
+              errorCodes: [],
+              ...(info.apiMessage === undefined ? {} : { description: info.apiMessage })
+            })
+          }
+          yield* auth.invalidate(token)
+        }
+      })
+
+    /** Turns a non-2xx API answer into its typed error. */
+    const apiFailure = (
+      response: HttpClientResponse.HttpClientResponse,
+      request: HttpClientRequest.HttpClientRequest,
+      resource: string,
+      attempts: number
+    ) =>
+      Effect.gen(function*() {
+        const info = yield* apiErrorInfo(response)
+        switch (response.status) {
+          case 403:
+            return yield* new PermissionDenied(info)
+          case 404:
+            return yield* new NotFound({ resource, ...info })
+          case 429: {
+            const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
+            const retryAfter = parseRetryAfter(response.headers, now, DEFAULT_MAX_RETRY_AFTER_MILLIS)
+            // Every caller of this budget waits, not only the one that was told to.
+            if (Option.isSome(retryAfter)) yield* limiter.pause(Duration.millis(retryAfter.value))
+            return yield* new Throttled({
+              attempts,
+              ...(Option.isSome(retryAfter) ? { retryAfterMillis: retryAfter.value } : {}),
+              ...(info.code === undefined ? {} : { code: info.code }),
+              ...(info.target === undefined ? {} : { target: info.target })
+            })
+          }
+          default:
+            return yield* new HttpError({
+              reason: "Status",
+              method: request.method,
+              url: redactUrl(request.url),
+              attempts,
+              status: response.status,
+              ...(info.code === undefined ? {} : { code: info.code }),
+              ...(info.target === undefined ? {} : { target: info.target }),
+              ...(info.apiMessage === undefined ? {} : { detail: info.apiMessage })
+            })
+        }
+      })
+
+    /** A GET on the API, retried; fails with the typed error of any non-2xx answer. */
+    const apiGet = (url: string, resource: string) => {
+      const request = HttpClientRequest.get(url).pipe(HttpClientRequest.acceptJson)
+      return retrying((attempts) =>
+        Effect.flatMap(sendAuthorized(request, attempts), (response) =>
+          response.status >= 200 && response.status < 300
+            ? Effect.succeed({ response, attempts })
+            : apiFailure(response, request, resource, attempts))
+      )
+    }
+
+    const getResultLink = Effect.fn("DefenderClient.getResultLink")(function*(input: CommandRef) {
+      const ref = yield* checkRef(input)
+      yield* Effect.annotateCurrentSpan({
+        "mde.machine_action_id": ref.machineActionId,
+        "mde.command_index": ref.index
+      })
+      const url = `${cloud.apiBaseUrl}/api/machineactions/${
+        encodeURIComponent(ref.machineActionId)
+      }/GetLiveResponseResultDownloadLink(index=${ref.index})`
+      const { attempts, response } = yield* apiGet(
+        url,
+        `machine action ${ref.machineActionId} (command index ${ref.index})`
+      )
+      const invalid = (detail: string) =>
+        new HttpError({ reason: "InvalidResponse", method: "GET", url, attempts, status: response.status, detail })
+      const body = yield* response.json.pipe(Effect.mapError(() => invalid("the body is not JSON")))
+      const decoded = decodeLinkResponse(body)
+      if (Option.isNone(decoded)) return yield* invalid("the body has no string `value`")
+      let link: URL
+      try {
+        link = new URL(decoded.value.value)
+      } catch {
+        return yield* new ResultLinkError({ reason: "InvalidLink", detail: "the `value` is not a URL" })
+      }
+      yield* Effect.annotateCurrentSpan("mde.result_link", redactUrl(link))
+      return { url: Redacted.make(link.href), expiresAt: linkExpiry(link) } satisfies ResultLink
+    })
+
+    /** Checks a link against the scheme rule and the allow-list, before any request. */
+    const checkDownloadUrl = (link: ResultLink): Effect.Effect<URL, DownloadRefused> => {
+      const checked = checkSecureUrl(Redacted.value(link.url))
+      if (checked._tag === "Left") {
+        let host: string | undefined
+        try {
+          host = new URL(Redacted.value(link.url)).hostname
+        } catch {
+          host = undefined
+        }
+        return Effect.fail(new DownloadRefused({ reason: checked.left, ...(host === undefined ? {} : { host }) }))
+      }
+      if (!hostMatches(checked.right.hostname, allowedHosts)) {
+        return Effect.fail(new DownloadRefused({ reason: "HostNotAllowed", host: checked.right.hostname }))
+      }
+      return Effect.succeed(checked.right)
+    }
+
+    /** One GET of a link, retried on transient failures; `"expired"` when the SAS time frame is over. */
+    const openLink = (link: ResultLink) =>
+      Effect.gen(function*() {
+        const url = yield* checkDownloadUrl(link)
+        const shown = redactUrl(url)
+        yield* Effect.annotateCurrentSpan({ "url.full": shown, "server.address": url.host })
+        // No Authorization header: the SAS in the URL is the storage's credential.
+        const request = HttpClientRequest.get(url)
+        return yield* retrying((attempts) =>
+          Effect.gen(function*() {
+            const response = yield* storage.execute(request).pipe(
+              Effect.mapError(transportError("GET", shown, attempts))
+            )
+            if (response.status === 200 || response.status === 206) return response
+            const text = yield* readErrorText(response)
+            const storageCode = response.headers["x-ms-error-code"] ?? /<Code>([^<]*)<\/Code>/.exec(text)?.[1]
+            const codeField = storageCode === undefined ? {} : { storageCode }
+            if (response.status === 403) {
+              // Real storage: AuthenticationFailed + "Signature not valid in the specified time frame";
+              // the Azurite emulator answers an expired SAS with AuthorizationFailure.
+              const expired = storageCode === "AuthorizationFailure" ||
+                /not valid in the specified time frame|signed expiry time|has expired/i.test(text)
+              if (expired) return "expired" as const
+              return yield* new ResultLinkError({ reason: "Forbidden", status: 403, ...codeField })
+            }
+            if (response.status === 404) {
+              return yield* new ResultLinkError({ reason: "BlobNotFound", status: 404, ...codeField })
+            }
+            return yield* new HttpError({
+              reason: "Status",
+              method: "GET",
+              url: shown,
+              attempts,
+              status: response.status,
+              ...(storageCode === undefined ? {} : { code: storageCode })
+            })
+          })
+        )
+      })
+
+    /** A link, then its body; an expired link is re-created once, never in a loop. */
+    const openResult = Effect.fn("DefenderClient.openResult")(function*(ref: CommandRef) {
+      const first = yield* openLink(yield* getResultLink(ref))
+      if (first !== "expired") return first
+      yield* Effect.annotateCurrentSpan("mde.link_recreated", true)
+      const second = yield* openLink(yield* getResultLink(ref))
+      if (second !== "expired") return second
+      return yield* new ResultLinkError({
+        reason: "Expired",
+        status: 403,
+        detail: "the storage said the signature is not valid in its time frame"
+      })
+    })
+
+    const bodyError = (e: HttpClientError.HttpClientError) =>
+      new HttpError({ reason: "Transport", method: "GET", url: "(result download)", attempts: 1, detail: describeTransport(e) })
+
+    const downloadResult = (ref: CommandRef): Stream.Stream<Uint8Array, DefenderError> =>
+      Stream.unwrap(
+        Effect.map(openResult(ref), (response) => Stream.mapError(response.stream, bodyError))
+      ).pipe(Stream.withSpan("DefenderClient.downloadResult"))
+
+    const getTranscript = Effect.fn("DefenderClient.getTranscript")(function*(ref: CommandRef) {
+      const response = yield* openResult(ref)
+      const tooLarge = (size: string) =>
+        new TranscriptDecodeError({
+          reason: "TooLarge",
+          detail: `the transcript is ${size}, over the ${maxTranscriptBytes}-byte limit`
+        })
+      const declared = Number(response.headers["content-length"])
+      if (Number.isFinite(declared) && declared > maxTranscriptBytes) return yield* tooLarge(`${declared} bytes`)
+      const chunks: Array<Uint8Array> = []
+      let size = 0
+      yield* Stream.runForEach(
+        Stream.mapError(response.stream, bodyError),
+        (chunk) => {
+          size += chunk.length
+          if (size > maxTranscriptBytes) return Effect.fail(tooLarge("larger"))
+          chunks.push(chunk)
+          return Effect.void
+        }
+      )
+      const bytes = new Uint8Array(size)
+      let offset = 0
+      for (const chunk of chunks) {
+        bytes.set(chunk, offset)
+        offset += chunk.length
+      }
+      return yield* Transcript.decode(bytes)
+    })
+
+    return DefenderClient.of({ cloud, getResultLink, downloadResult, getTranscript })
+  })
+
+/**
+ * The client as a layer; it needs `DefenderAuth`, `DefenderRateLimiter` and an `HttpClient`.
+ *
+ * @since 0.1.0
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<DefenderClient, never, DefenderAuth | DefenderRateLimiter | HttpClient.HttpClient> =>
+  Layer.effect(DefenderClient, make(options))
+
+/**
+ * Reads the client's options from the environment: the cloud (`MDE_CLOUD`,
+ * `MDE_API_URL`, `MDE_SCOPE`, `AZURE_AUTHORITY_HOST`), `MDE_DOWNLOAD_HOSTS`
+ * (a comma list) and `MDE_MAX_TRANSCRIPT_BYTES`. `retry` can still be given in code.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (
+  options?: Pick<Options, "retry">
+): Layer.Layer<
+  DefenderClient,
+  ConfigError.ConfigError,
+  DefenderAuth | DefenderRateLimiter | HttpClient.HttpClient
+> =>
+  Layer.unwrapEffect(
+    Effect.map(
+      Config.all({
+        cloud: DefenderCloud.config,
+        downloadHosts: Config.string("MDE_DOWNLOAD_HOSTS").pipe(Config.withDefault(""), Config.map(parseHostList)),
+        maxTranscriptBytes: Config.integer("MDE_MAX_TRANSCRIPT_BYTES").pipe(
+          Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
+          Config.withDefault(DEFAULT_MAX_TRANSCRIPT_BYTES)
+        )
+      }),
+      (config) => layer({ ...config, retry: options?.retry })
+    )
+  )

@@ -1,0 +1,196 @@
+/**
+ * The `DefenderRateLimiter` service: one rate budget shared by every fiber
+ * that calls the Defender API through the same layer. Callers wait for a
+ * permit instead of failing, and a 429 holds every caller until its
+ * `Retry-After` has passed, so one 429 never becomes fifty.
+ *
+ * The default budget is Defender's documented quota for the live response
+ * result endpoint: 100 calls per rolling minute and 1500 per rolling hour,
+ * both at once.
+ *
+ * @example
+ * ```ts
+ * import { DefenderRateLimiter } from "@mde/live-response"
+ *
+ * const limiter = DefenderRateLimiter.layer({ limits: [{ limit: 50, window: "1 minute" }] })
+ * ```
+ *
+ * @module
+ * @since 0.1.0
+ */
+import { Clock, Config, ConfigError, Context, Duration, Effect, Either, Layer } from "effect"
+
+/**
+ * At most `limit` calls in any rolling `window`.
+ *
+ * @since 0.1.0
+ */
+export interface RateLimit {
+  readonly limit: number
+  readonly window: Duration.DurationInput
+}
+
+/**
+ * The shared rate budget.
+ *
+ * @since 0.1.0
+ */
+export interface DefenderRateLimiter {
+  /** Waits until one call is allowed by every limit (and by any pause), then takes it. */
+  readonly acquire: Effect.Effect<void>
+  /** Holds every caller until `duration` from now has passed (used on a 429 with `Retry-After`). */
+  readonly pause: (duration: Duration.DurationInput) => Effect.Effect<void>
+}
+
+/**
+ * The `DefenderRateLimiter` service tag.
+ *
+ * @since 0.1.0
+ */
+export const DefenderRateLimiter: Context.Tag<DefenderRateLimiter, DefenderRateLimiter> = Context.GenericTag<
+  DefenderRateLimiter
+>("mde-live-response/DefenderRateLimiter")
+
+/**
+ * Defender's quota for the result endpoint: 100 calls per minute and 1500 per hour.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_LIMITS: ReadonlyArray<RateLimit> = [
+  { limit: 100, window: Duration.minutes(1) },
+  { limit: 1500, window: Duration.hours(1) }
+]
+
+/**
+ * Options of the in-memory limiter.
+ *
+ * @since 0.1.0
+ */
+export interface Options {
+  /** The limits that all apply at once; default `DEFAULT_LIMITS`. An empty list means no limit. */
+  readonly limits?: ReadonlyArray<RateLimit> | undefined
+}
+
+/**
+ * Builds an in-memory limiter: a sliding log per limit, so no rolling window
+ * ever holds more than its limit, and a single queue so waiting callers are
+ * served in turn.
+ *
+ * @since 0.1.0
+ */
+export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
+  Effect.gen(function*() {
+    const windows = (options?.limits ?? DEFAULT_LIMITS).map((l) => {
+      if (!Number.isInteger(l.limit) || l.limit < 1) {
+        throw new RangeError(`rate limit must be a positive integer, got ${l.limit}`)
+      }
+      const millis = Duration.toMillis(Duration.decode(l.window))
+      if (!(millis > 0) || !Number.isFinite(millis)) {
+        throw new RangeError("rate limit window must be a positive, finite duration")
+      }
+      // The times of the last `limit` permits, oldest first.
+      return { limit: l.limit, millis, granted: [] as Array<number> }
+    })
+    let pausedUntil = 0
+    // One waiter at a time: the head of the queue sleeps until its permit is due,
+    // the others wait behind it, so nobody spins and the order is kept.
+    const lock = yield* Effect.makeSemaphore(1)
+
+    const waitMillis = (now: number): number => {
+      let wait = pausedUntil - now
+      for (const w of windows) {
+        if (w.granted.length >= w.limit) {
+          wait = Math.max(wait, w.granted[w.granted.length - w.limit]! + w.millis - now)
+        }
+      }
+      return wait
+    }
+
+    const take = (now: number): void => {
+      for (const w of windows) {
+        w.granted.push(now)
+        if (w.granted.length > w.limit) w.granted.shift()
+      }
+    }
+
+    const acquire: Effect.Effect<void> = windows.length === 0 ?
+      Effect.suspend(() => {
+        const wait = pausedUntil
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => wait > now ? Effect.sleep(wait - now) : Effect.void)
+      }) :
+      lock.withPermits(1)(
+        Effect.gen(function*() {
+          while (true) {
+            const now = yield* Clock.currentTimeMillis
+            const wait = waitMillis(now)
+            if (wait <= 0) return take(now)
+            yield* Effect.sleep(Duration.millis(wait))
+          }
+        })
+      )
+
+    const pause = (duration: Duration.DurationInput) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        pausedUntil = Math.max(pausedUntil, now + Duration.toMillis(Duration.decode(duration)))
+      })
+
+    return DefenderRateLimiter.of({
+      acquire: Effect.withSpan(acquire, "DefenderRateLimiter.acquire"),
+      pause
+    })
+  })
+
+/**
+ * An in-memory limiter shared by every fiber that uses this layer.
+ *
+ * @since 0.1.0
+ */
+export const layer = (options?: Options): Layer.Layer<DefenderRateLimiter> =>
+  Layer.effect(DefenderRateLimiter, make(options))
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/**
+ * Parses a limit list such as `100/1m,1500/1h` (units `ms`, `s`, `m`, `h`; a
+ * missing number means 1, as in `100/m`). `none` or an empty text means no limit.
+ *
+ * @since 0.1.0
+ */
+export const parseLimits = (text: string): Either.Either<ReadonlyArray<RateLimit>, string> => {
+  const trimmed = text.trim()
+  if (trimmed === "" || trimmed.toLowerCase() === "none") return Either.right([])
+  const limits: Array<RateLimit> = []
+  for (const part of trimmed.split(",")) {
+    const match = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)\s*$/i.exec(part)
+    if (match === null) {
+      return Either.left(`"${part.trim()}" is not a rate limit: write calls/window, e.g. 100/1m,1500/1h`)
+    }
+    const limit = Number(match[1])
+    const millis = Number(match[2] ?? "1") * UNITS[match[3]!.toLowerCase()]!
+    if (limit < 1 || !(millis > 0)) {
+      return Either.left(`"${part.trim()}" must have a positive limit and window`)
+    }
+    limits.push({ limit, window: Duration.millis(millis) })
+  }
+  return Either.right(limits)
+}
+
+/**
+ * Reads the limits from `MDE_RATE_LIMITS` (default `100/1m,1500/1h`).
+ *
+ * @since 0.1.0
+ */
+export const config: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MDE_RATE_LIMITS").pipe(
+  Config.withDefault("100/1m,1500/1h"),
+  Config.mapOrFail((text) =>
+    Either.mapLeft(parseLimits(text), (message) => ConfigError.InvalidData(["MDE_RATE_LIMITS"], message))
+  )
+)
+
+/**
+ * An in-memory limiter whose limits come from `MDE_RATE_LIMITS`.
+ *
+ * @since 0.1.0
+ */
+export const layerConfig = (): Layer.Layer<DefenderRateLimiter, ConfigError.ConfigError> =>
+  Layer.effect(DefenderRateLimiter, Effect.flatMap(config, (limits) => make({ limits })))

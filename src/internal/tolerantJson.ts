@@ -1,0 +1,171 @@
+/**
+ * A `JSON.parse` that also accepts what Defender's transcripts contain: a
+ * leading UTF-8 BOM and raw control characters (U+0000–U+001F) inside string
+ * literals. Nothing else is relaxed.
+ *
+ * @internal
+ */
+import { Either } from "effect"
+
+const BOM = 0xfeff
+const BACKSLASH = 92
+const MAX_REASON = 200
+
+/** Escapes for one control character, indexed by its code. */
+const ESCAPES: ReadonlyArray<string> = Array.from({ length: 32 }, (_, code) => {
+  switch (code) {
+    case 8:
+      return "\\b"
+    case 9:
+      return "\\t"
+    case 10:
+      return "\\n"
+    case 12:
+      return "\\f"
+    case 13:
+      return "\\r"
+    default:
+      return `\\u${code.toString(16).padStart(4, "0")}`
+  }
+})
+
+// The control characters transcripts are full of are found with `indexOf`
+// (a memchr in V8, and cheap to call once per line); the rare others with one
+// character-class regex, which V8 scans without backtracking (linear and
+// stack-safe on hundreds of MiB). `test` with `lastIndex` does not allocate.
+const COMMON_CONTROLS: ReadonlyArray<string> = ["\n", "\r", "\u0000", "\t"]
+const RARE_CONTROL = /[\u0001-\u0008\u000b\u000c\u000e-\u001f]/g
+const CONTROL = /[\u0000-\u001f]/g
+
+/**
+ * Finds control characters left to right: `next(from)` is the position of the
+ * first one at or after `from` (`text.length` if none). `from` must not
+ * decrease between calls, so each stream is scanned once in total.
+ */
+const controlFinder = (text: string): (from: number) => number => {
+  const length = text.length
+  const found = [-1, -1, -1, -1, -1]
+  return (from) => {
+    let min = length
+    for (let k = 0; k < 5; k++) {
+      let at = found[k]!
+      if (at < from) {
+        if (k < 4) {
+          at = text.indexOf(COMMON_CONTROLS[k]!, from)
+          if (at === -1) at = length
+        } else {
+          RARE_CONTROL.lastIndex = from
+          at = RARE_CONTROL.test(text) ? RARE_CONTROL.lastIndex - 1 : length
+        }
+        found[k] = at
+      }
+      if (at < min) min = at
+    }
+    return min
+  }
+}
+
+/**
+ * Escapes the run of control characters starting at `from` into `parts` and
+ * returns where the run ends, in one piece however long the run (NUL padding
+ * can be megabytes): one character repeated is a `repeat`, a mix is left to
+ * `JSON.stringify`, which escapes a run of control characters exactly as needed.
+ */
+const escapeRun = (text: string, from: number, parts: Array<string>): number => {
+  const first = text.charCodeAt(from)
+  let end = from + 1
+  while (text.charCodeAt(end) === first) end++
+  if (!(text.charCodeAt(end) < 32)) {
+    parts.push(end === from + 1 ? ESCAPES[first]! : ESCAPES[first]!.repeat(end - from))
+    return end
+  }
+  while (text.charCodeAt(end) < 32) end++
+  parts.push(JSON.stringify(text.slice(from, end)).slice(1, -1))
+  return end
+}
+
+/**
+ * Returns `text` with every raw control character inside a string literal
+ * escaped; structure whitespace and everything else is left as it is, and
+ * `text` itself is returned when nothing needed escaping. Linear: it jumps
+ * between `"` characters and between control characters (see
+ * `controlFinder`) without looking at the characters in between, and collects
+ * unchanged slices to join once.
+ *
+ * @internal
+ */
+export const escapeControlCharactersInStrings = (text: string): string => {
+  const length = text.length
+  const parts: Array<string> = []
+  let copied = 0 // text[0, copied) is already in parts
+  let pos = 0
+  // The next control character, kept between string literals so that a
+  // literal without one costs no scan of its own.
+  const nextControlFrom = controlFinder(text)
+  let nextControl = nextControlFrom(0)
+  while (nextControl < length) {
+    const open = text.indexOf("\"", pos)
+    if (open === -1) break
+    const start = open + 1
+    let close = text.indexOf("\"", start)
+    while (close !== -1 && isEscaped(text, close, start)) close = text.indexOf("\"", close + 1)
+    const end = close === -1 ? length : close
+    if (nextControl < start) nextControl = nextControlFrom(start)
+    while (nextControl < end) {
+      parts.push(text.slice(copied, nextControl))
+      // A backslash right before a raw control character escapes nothing JSON
+      // knows; make it a literal backslash so both characters are kept as sent.
+      if (isEscaped(text, nextControl, start)) parts.push("\\")
+      copied = escapeRun(text, nextControl, parts)
+      nextControl = nextControlFrom(copied)
+    }
+    if (close === -1) break
+    pos = close + 1
+  }
+  if (parts.length === 0) return text
+  parts.push(text.slice(copied))
+  return parts.join("")
+}
+
+/** Whether the character at `index` follows an odd number of backslashes (counted back to `floor`). */
+const isEscaped = (text: string, index: number, floor: number): boolean => {
+  let i = index - 1
+  while (i >= floor && text.charCodeAt(i) === BACKSLASH) i--
+  return (index - 1 - i) % 2 === 1
+}
+
+const reasonOf = (error: unknown): string => {
+  const message = error instanceof Error ? error.message : String(error)
+  const visible = message.replace(CONTROL, (c) => ESCAPES[c.charCodeAt(0)]!)
+  return visible.length > MAX_REASON ? `${visible.slice(0, MAX_REASON)}…` : visible
+}
+
+const strictParse = (text: string): Either.Either<unknown, unknown> => {
+  try {
+    return Either.right(JSON.parse(text))
+  } catch (error) {
+    return Either.left(error)
+  }
+}
+
+/**
+ * Parses JSON, accepting one leading BOM and raw control characters inside
+ * strings. Left is a short reason a person can read; this function never throws.
+ *
+ * @internal
+ */
+export const parseTolerantJson = (input: string): Either.Either<unknown, string> => {
+  try {
+    const text = input.charCodeAt(0) === BOM ? input.slice(1) : input
+    // Repair first, parse once: a control character near the end of a large
+    // transcript would otherwise cost a whole failed parse before the repair.
+    // Valid JSON comes back from the repair as the same string, uncopied.
+    return Either.mapLeft(
+      strictParse(escapeControlCharactersInStrings(text)),
+      (error) => text.trim() === "" ? "the input is empty" : reasonOf(error)
+    )
+  } catch (error) {
+    // e.g. a RangeError when the repaired text exceeds the engine's string limit
+    return Either.left(reasonOf(error))
+  }
+}

@@ -1,0 +1,279 @@
+import { HttpClient } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import * as DefenderAuth from "../src/DefenderAuth.ts"
+import * as DefenderCloud from "../src/DefenderCloud.ts"
+import * as LiveResponse from "../src/LiveResponse.ts"
+import {
+  ACTION_ID,
+  API,
+  BLOB_HOST,
+  blobUrl,
+  CANARY_SECRET,
+  clientLayer,
+  json,
+  linkResponse,
+  LOGIN,
+  makeFake,
+  odataError,
+  type Recorded,
+  SEED_TRANSCRIPT
+} from "./utils/fake.ts"
+
+const TENANT = "contoso.onmicrosoft.com"
+const CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+const options: DefenderAuth.ClientSecretOptions = {
+  tenantId: TENANT,
+  clientId: CLIENT_ID,
+  clientSecret: Redacted.make(CANARY_SECRET)
+}
+
+const tokenAnswer = (n: number, expiresIn = 3599) =>
+  json(200, { token_type: "Bearer", expires_in: expiresIn, ext_expires_in: expiresIn, access_token: `token-${n}` })
+
+const isToken = (r: Recorded) => r.url.host === new URL(LOGIN).host
+
+describe("DefenderAuth.layerClientSecret", () => {
+  it.effect("posts the client-credentials form with the cloud's scope to the tenant's token endpoint", () => {
+    const fake = makeFake(() => tokenAnswer(1))
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      const token = yield* auth.token
+      expect(Redacted.value(token)).toBe("token-1")
+      const [request] = fake.requests
+      expect(request!.method).toBe("POST")
+      expect(request!.url.href).toBe(`${LOGIN}/${TENANT}/oauth2/v2.0/token`)
+      const form = new URLSearchParams(request!.body)
+      expect(Object.fromEntries(form)).toEqual({
+        grant_type: "client_credentials",
+        client_id: CLIENT_ID,
+        client_secret: CANARY_SECRET,
+        scope: "https://api.securitycenter.microsoft.com/.default"
+      })
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("uses the GCC High login host and scope", () => {
+    const fake = makeFake(() => tokenAnswer(1))
+    return Effect.gen(function*() {
+      yield* (yield* DefenderAuth.DefenderAuth).token
+      expect(fake.requests[0]!.url.origin).toBe("https://login.microsoftonline.us")
+      expect(new URLSearchParams(fake.requests[0]!.body).get("scope")).toBe(
+        "https://api-gov.securitycenter.microsoft.us/.default"
+      )
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret({ ...options, cloud: DefenderCloud.gccHigh })),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("many concurrent callers share one token request", () => {
+    const fake = makeFake((req) =>
+      isToken(req)
+        ? Effect.delay(Effect.succeed(tokenAnswer(fake.requests.filter(isToken).length)), "200 millis")
+        : req.url.host === BLOB_HOST
+        ? new Response(SEED_TRANSCRIPT)
+        : linkResponse(blobUrl())
+    )
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 50 }), () => LiveResponse.getTranscript({ machineActionId: ACTION_ID, index: 0 }), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* TestClock.adjust("1 second")
+      const results = yield* Fiber.join(fiber)
+      expect(results).toHaveLength(50)
+      expect(fake.requests.filter(isToken)).toHaveLength(1)
+      const apiAuth = new Set(fake.requests.filter((r) => r.url.origin === API).map((r) => r.headers["authorization"]))
+      expect([...apiAuth]).toEqual(["Bearer token-1"])
+    }).pipe(Effect.provide(clientLayer(fake, { auth: DefenderAuth.layerClientSecret(options) })))
+  })
+
+  it.effect("the token is cached and refreshed 5 minutes before it expires", () => {
+    const fake = makeFake(() => tokenAnswer(fake.requests.length, 3600))
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      expect(Redacted.value(yield* auth.token)).toBe("token-1")
+      yield* TestClock.adjust("54 minutes")
+      expect(Redacted.value(yield* auth.token)).toBe("token-1")
+      yield* TestClock.adjust("61 seconds")
+      expect(Redacted.value(yield* auth.token)).toBe("token-2")
+      expect(fake.requests).toHaveLength(2)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("a 401 from the API drops the token and repeats the call once with a new one", () => {
+    const fake = makeFake((req) => {
+      if (isToken(req)) return tokenAnswer(fake.requests.filter(isToken).length)
+      if (req.url.host === BLOB_HOST) return new Response(SEED_TRANSCRIPT)
+      return req.headers["authorization"] === "Bearer token-1"
+        ? odataError(401, "Unauthorized", "token expired")
+        : linkResponse(blobUrl())
+    })
+    return Effect.gen(function*() {
+      const transcript = yield* LiveResponse.getTranscript({ machineActionId: ACTION_ID, index: 0 })
+      expect(transcript.exitCode).toBe(0)
+      expect(fake.requests.filter(isToken)).toHaveLength(2)
+      expect(fake.requests.filter((r) => r.url.origin === API).map((r) => r.headers["authorization"])).toEqual([
+        "Bearer token-1",
+        "Bearer token-2"
+      ])
+    }).pipe(Effect.provide(clientLayer(fake, { auth: DefenderAuth.layerClientSecret(options) })))
+  })
+
+  it.effect("a 401 with the new token too is an AuthenticationError, never a loop", () => {
+    const fake = makeFake((req) =>
+      isToken(req) ? tokenAnswer(fake.requests.filter(isToken).length) : odataError(401, "Unauthorized", "wrong audience")
+    )
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: 0 }))
+      expect(error._tag === "AuthenticationError" && error.reason).toBe("Unauthorized")
+      expect(fake.requests.filter((r) => r.url.origin === API)).toHaveLength(2)
+      expect(fake.requests.filter(isToken)).toHaveLength(2)
+    }).pipe(Effect.provide(clientLayer(fake, { auth: DefenderAuth.layerClientSecret(options) })))
+  })
+
+  it.effect("a refused token request is a typed error with the AADSTS codes and ids, and no secret", () => {
+    const fake = makeFake(() =>
+      json(401, {
+        error: "invalid_client",
+        error_description:
+          `AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${CLIENT_ID}'. (echo: ${CANARY_SECRET})`,
+        error_codes: [7000215],
+        timestamp: "2026-11-29 10:00:00Z",
+        trace_id: "trace-abc",
+        correlation_id: "corr-def"
+      })
+    )
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip((yield* DefenderAuth.DefenderAuth).token)
+      expect(error.reason).toBe("TokenRequestFailed")
+      expect(error.errorCodes).toEqual([7000215])
+      expect(error.traceId).toBe("trace-abc")
+      expect(error.correlationId).toBe("corr-def")
+      expect(error.message).toContain("secret's value, not its ID")
+      expect(error.message).toContain("trace-abc")
+      const everything = `${error.message} ${JSON.stringify(error)} ${String(error)} ${error.description}`
+      expect(everything).not.toContain(CANARY_SECRET)
+      expect(fake.requests).toHaveLength(1)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("an unreachable token endpoint is retried twice, then a typed error", () => {
+    const fake = makeFake(() => Effect.fail("transport" as const))
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip((yield* DefenderAuth.DefenderAuth).token))
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error.reason).toBe("TokenEndpointUnreachable")
+      expect(fake.requests).toHaveLength(3)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+})
+
+describe("DefenderAuth.layerCredential", () => {
+  it.effect("asks an @azure/identity-style credential for the cloud's scope and caches its token", () => {
+    const scopes: Array<string | Array<string>> = []
+    const credential: DefenderAuth.TokenCredential = {
+      getToken: (scope) => {
+        scopes.push(scope)
+        return Promise.resolve({ token: `cred-${scopes.length}`, expiresOnTimestamp: 3_600_000 })
+      }
+    }
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      expect(Redacted.value(yield* auth.token)).toBe("cred-1")
+      expect(Redacted.value(yield* auth.token)).toBe("cred-1")
+      yield* auth.invalidate(Redacted.make("cred-1"))
+      expect(Redacted.value(yield* auth.token)).toBe("cred-2")
+      expect(scopes).toEqual(Array(2).fill("https://api-gcc.securitycenter.microsoft.us/.default"))
+    }).pipe(Effect.provide(DefenderAuth.layerCredential(credential, { cloud: DefenderCloud.gcc })))
+  })
+
+  it.effect("a credential that returns null or throws is a typed error", () => {
+    let mode: "null" | "throw" = "null"
+    const credential: DefenderAuth.TokenCredential = {
+      getToken: () =>
+        mode === "null" ? Promise.resolve(null) : Promise.reject(new Error("CredentialUnavailableError: no login"))
+    }
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      const none = yield* Effect.flip(auth.token)
+      expect(none.reason).toBe("CredentialFailed")
+      mode = "throw"
+      const thrown = yield* Effect.flip(auth.token)
+      expect(thrown.reason).toBe("CredentialFailed")
+      expect(thrown.message).toContain("no login")
+    }).pipe(Effect.provide(DefenderAuth.layerCredential(credential)))
+  })
+})
+
+describe("DefenderAuth.layerToken and layerConfig", () => {
+  it.effect("a static token is used as it is, and a 401 with it is an AuthenticationError", () => {
+    const fake = makeFake(() => odataError(401, "Unauthorized", "expired"))
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: 0 }))
+      expect(error._tag).toBe("AuthenticationError")
+      expect(fake.requests.map((r) => r.headers["authorization"])).toEqual(["Bearer static-1", "Bearer static-1"])
+    }).pipe(Effect.provide(clientLayer(fake, { auth: DefenderAuth.layerToken(Redacted.make("static-1")) })))
+  })
+
+  const fromEnv = (env: Record<string, string>) =>
+    Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
+
+  it.effect("layerConfig reads the @azure/identity variable names and the cloud settings", () => {
+    const fake = makeFake(() => tokenAnswer(1))
+    return Effect.gen(function*() {
+      yield* (yield* DefenderAuth.DefenderAuth).token
+      const request = fake.requests[0]!
+      expect(request.url.href).toBe(`https://login.example.test/${TENANT}/oauth2/v2.0/token`)
+      const form = new URLSearchParams(request.body)
+      expect(form.get("client_id")).toBe(CLIENT_ID)
+      expect(form.get("client_secret")).toBe(CANARY_SECRET)
+      expect(form.get("scope")).toBe("api://custom/.default")
+    }).pipe(
+      Effect.provide(
+        DefenderAuth.layerConfig().pipe(
+          Layer.provide(fromEnv({
+            AZURE_TENANT_ID: TENANT,
+            AZURE_CLIENT_ID: CLIENT_ID,
+            AZURE_CLIENT_SECRET: CANARY_SECRET,
+            AZURE_AUTHORITY_HOST: "https://login.example.test/",
+            MDE_SCOPE: "api://custom/.default"
+          }))
+        )
+      ),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("layerConfig prefers MDE_TOKEN, and fails with a ConfigError when nothing is set", () => {
+    const fake = makeFake(() => tokenAnswer(1))
+    return Effect.gen(function*() {
+      const token = yield* Effect.flatMap(DefenderAuth.DefenderAuth, (a) => a.token).pipe(
+        Effect.provide(DefenderAuth.layerConfig().pipe(Layer.provide(fromEnv({ MDE_TOKEN: "from-env" }))))
+      )
+      expect(Redacted.value(token)).toBe("from-env")
+      expect(fake.requests).toHaveLength(0)
+      const missing = yield* Layer.build(DefenderAuth.layerConfig()).pipe(
+        Effect.scoped,
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map())),
+        Effect.flip
+      )
+      expect(String(missing)).toContain("AZURE_TENANT_ID")
+    }).pipe(Effect.provideService(HttpClient.HttpClient, fake.client))
+  })
+})

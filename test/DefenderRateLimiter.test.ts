@@ -1,0 +1,133 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Clock, ConfigProvider, Duration, Effect, Either, Fiber, Layer, TestClock } from "effect"
+import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+
+/** Forks `n` callers that each take one permit and record when they got it. */
+const forkCallers = (limiter: DefenderRateLimiter.DefenderRateLimiter, n: number, times: Array<number>) =>
+  Effect.forEach(
+    Array.from({ length: n }),
+    () => limiter.acquire.pipe(Effect.zipRight(Clock.currentTimeMillis), Effect.map((t) => times.push(t))),
+    { concurrency: "unbounded", discard: true }
+  ).pipe(Effect.fork)
+
+/** The most permits granted in any window of `windowMillis` (half-open, as Defender counts). */
+const maxInWindow = (times: ReadonlyArray<number>, windowMillis: number): number => {
+  const sorted = [...times].sort((a, b) => a - b)
+  let best = 0
+  let start = 0
+  for (let end = 0; end < sorted.length; end++) {
+    while (sorted[end]! - sorted[start]! >= windowMillis) start++
+    best = Math.max(best, end - start + 1)
+  }
+  return best
+}
+
+describe("DefenderRateLimiter", () => {
+  it.effect("300 concurrent callers never exceed 100 per rolling minute, and wait instead of failing", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make()
+      const times: Array<number> = []
+      const fiber = yield* forkCallers(limiter, 300, times)
+      yield* TestClock.adjust("59 seconds")
+      expect(times.length).toBe(100)
+      yield* TestClock.adjust("1 second")
+      expect(times.length).toBe(200)
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      expect(times.length).toBe(300)
+      expect(maxInWindow(times, 60_000)).toBe(100)
+      expect(Math.max(...times)).toBe(120_000)
+    }))
+
+  it.effect("the hourly limit applies at the same time as the per-minute one", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({
+        limits: [{ limit: 5, window: "1 second" }, { limit: 12, window: "1 minute" }]
+      })
+      const times: Array<number> = []
+      const fiber = yield* forkCallers(limiter, 13, times)
+      yield* TestClock.adjust("59 seconds")
+      expect(times.length).toBe(12)
+      expect(maxInWindow(times, 1000)).toBe(5)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(times).toHaveLength(13)
+      expect(Math.max(...times)).toBe(60_000)
+    }))
+
+  it.effect("a pause holds every caller until it has passed", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [] })
+      yield* limiter.pause("30 seconds")
+      const times: Array<number> = []
+      const fiber = yield* forkCallers(limiter, 50, times)
+      yield* TestClock.adjust("29 seconds")
+      expect(times).toHaveLength(0)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(times).toEqual(Array.from({ length: 50 }, () => 30_000))
+    }))
+
+  it.effect("a shorter pause never shortens a longer one", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make()
+      yield* limiter.pause("20 seconds")
+      yield* limiter.pause("5 seconds")
+      const times: Array<number> = []
+      const fiber = yield* forkCallers(limiter, 1, times)
+      yield* TestClock.adjust("20 seconds")
+      yield* Fiber.join(fiber)
+      expect(times).toEqual([20_000])
+    }))
+
+  it.effect("an interrupted waiter takes no permit", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "10 seconds" }] })
+      yield* limiter.acquire
+      const waiting = yield* Effect.fork(limiter.acquire)
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.interrupt(waiting)
+      yield* TestClock.adjust("9 seconds")
+      const times: Array<number> = []
+      yield* Fiber.join(yield* forkCallers(limiter, 1, times))
+      expect(times).toEqual([10_000])
+    }))
+
+  it("parseLimits reads MDE_RATE_LIMITS syntax", () => {
+    expect(DefenderRateLimiter.parseLimits("100/1m,1500/1h")).toEqual(
+      Either.right([{ limit: 100, window: Duration.millis(60_000) }, { limit: 1500, window: Duration.millis(3_600_000) }])
+    )
+    expect(DefenderRateLimiter.parseLimits(" 20 / 2s ")).toEqual(Either.right([{ limit: 20, window: Duration.millis(2000) }]))
+    expect(DefenderRateLimiter.parseLimits("10/m")).toEqual(Either.right([{ limit: 10, window: Duration.millis(60_000) }]))
+    expect(DefenderRateLimiter.parseLimits("none")).toEqual(Either.right([]))
+    expect(Either.isLeft(DefenderRateLimiter.parseLimits("100 per minute"))).toBe(true)
+    expect(Either.isLeft(DefenderRateLimiter.parseLimits("0/1m"))).toBe(true)
+    expect(Either.isLeft(DefenderRateLimiter.parseLimits("100/0s"))).toBe(true)
+  })
+
+  it.effect("layerConfig takes MDE_RATE_LIMITS", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.DefenderRateLimiter
+      const times: Array<number> = []
+      const fiber = yield* forkCallers(limiter, 3, times)
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      expect(times).toEqual([0, 0, 2000])
+    }).pipe(
+      Effect.provide(
+        DefenderRateLimiter.layerConfig().pipe(
+          Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["MDE_RATE_LIMITS", "2/2s"]]))))
+        )
+      )
+    ))
+
+  it.effect("layerConfig rejects a malformed MDE_RATE_LIMITS with a ConfigError", () =>
+    Effect.gen(function*() {
+      const error = yield* Layer.build(DefenderRateLimiter.layerConfig()).pipe(
+        Effect.scoped,
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["MDE_RATE_LIMITS", "lots"]]))),
+        Effect.flip
+      )
+      expect(String(error)).toContain("MDE_RATE_LIMITS")
+    }))
+})
