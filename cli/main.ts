@@ -5,7 +5,8 @@
  */
 import { Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient, FileSystem } from "@effect/platform"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, ConfigError, Console, Effect, Layer, Option, Redacted, Stream } from "effect"
 import type { DefenderError } from "../src/DefenderError.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
@@ -90,9 +91,16 @@ const download = Command.make(
     })
 ).pipe(Command.withDescription("stream a command's raw result (e.g. a GetFile file) to a file"))
 
+// Provided per command, so `--help` and usage errors need no configuration.
+const Live = LiveResponse.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))
+
 const root = Command.make("mde-live-response").pipe(
   Command.withDescription("Microsoft Defender for Endpoint live response results"),
-  Command.withSubcommands([transcript, link, download])
+  Command.withSubcommands([
+    Command.provide(transcript, Live),
+    Command.provide(link, Live),
+    Command.provide(download, Live)
+  ])
 )
 
 const run = Command.run(root, { name: "mde-live-response", version: "0.1.0" })
@@ -106,7 +114,6 @@ const fail = (code: number, line: string) =>
   })
 
 const main = run(process.argv).pipe(
-  Effect.provide(LiveResponse.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))),
   Effect.catchAll((error: DefenderError | FileError | ConfigError.ConfigError | ValidationError.ValidationError) => {
     if (ValidationError.isValidationError(error)) {
       // @effect/cli has already printed the usage problem.

@@ -221,14 +221,18 @@ const apiErrorInfo = (response: HttpClientResponse.HttpClientResponse): Effect.E
     })
   })
 
+/** A transport failure in a few words (`fetch failed: ECONNREFUSED`), never with the URL. */
 const describeTransport = (error: HttpClientError.HttpClientError): string => {
   const cause = error.cause
-  if (cause instanceof Error) {
-    const inner = (cause as { cause?: unknown }).cause
-    const code = inner instanceof Error && "code" in inner ? String((inner as { code: unknown }).code) : undefined
-    return redactText(code === undefined ? cause.message : `${cause.message}: ${code}`).slice(0, 300)
-  }
-  return error.reason
+  if (!(cause instanceof Error)) return error.reason
+  const inner = (cause as { cause?: unknown }).cause
+  const code = (value: unknown): string | undefined =>
+    typeof value === "object" && value !== null && "code" in value && typeof value.code === "string"
+      ? value.code
+      : undefined
+  const found = code(inner) ??
+    (inner instanceof AggregateError ? inner.errors.map(code).find((c) => c !== undefined) : undefined)
+  return redactText(found === undefined ? cause.message : `${cause.message}: ${found}`).slice(0, 300)
 }
 
 // ---------------------------------------------------------------------------

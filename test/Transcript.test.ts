@@ -160,6 +160,13 @@ describe("Transcript.decode", () => {
         expect(result).toEqual({ scriptName: "x\ty", exitCode: 1, output, error: "e\r\n" })
       }))
 
+    it.effect("rare control characters on their own", () =>
+      Effect.gen(function*() {
+        const output = "a\u0001b\u001fc\u000bd\u007fe"
+        const raw = transcript({ ...base, script_output: `"${output}"`, script_error: `"\u0008"` })
+        expect(yield* Transcript.decode(raw)).toEqual({ scriptName: "run.ps1", exitCode: 0, output, error: "\u0008" })
+      }))
+
     it.effect("NULs in the middle are kept; only trailing ones go; no trimming", () =>
       Effect.gen(function*() {
         const raw = transcript({ ...base, script_output: `" \u0000a\u0000\u0000b\n\u0000\u0000"`, script_error: `"\\u0000 e \\u0000"` })

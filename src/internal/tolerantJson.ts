@@ -30,21 +30,23 @@ const ESCAPES: ReadonlyArray<string> = Array.from({ length: 32 }, (_, code) => {
 })
 
 // The control characters transcripts are full of are found with `indexOf`
-// (a memchr in V8, and cheap to call once per line); the rare others with one
+// (a memchr in V8, and cheap to call once per line). The rare others need a
 // character-class regex, which V8 scans without backtracking (linear and
-// stack-safe on hundreds of MiB). `test` with `lastIndex` does not allocate.
+// stack-safe on hundreds of MiB) but several times slower than `indexOf`, so
+// it only runs when the first attempt failed. `test` with `lastIndex` does not allocate.
 const COMMON_CONTROLS: ReadonlyArray<string> = ["\n", "\r", "\u0000", "\t"]
 const RARE_CONTROL = /[\u0001-\u0008\u000b\u000c\u000e-\u001f]/g
 const CONTROL = /[\u0000-\u001f]/g
 
 /**
  * Finds control characters left to right: `next(from)` is the position of the
- * first one at or after `from` (`text.length` if none). `from` must not
- * decrease between calls, so each stream is scanned once in total.
+ * first one at or after `from` (`text.length` if none): the common ones only,
+ * or all of them. `from` must not decrease between calls, so each stream is
+ * scanned once in total.
  */
-const controlFinder = (text: string): (from: number) => number => {
+const controlFinder = (text: string, all: boolean): (from: number) => number => {
   const length = text.length
-  const found = [-1, -1, -1, -1, -1]
+  const found = [-1, -1, -1, -1, all ? -1 : length]
   return (from) => {
     let min = length
     for (let k = 0; k < 5; k++) {
@@ -65,43 +67,47 @@ const controlFinder = (text: string): (from: number) => number => {
   }
 }
 
-/**
- * Escapes the run of control characters starting at `from` into `parts` and
- * returns where the run ends, in one piece however long the run (NUL padding
- * can be megabytes): one character repeated is a `repeat`, a mix is left to
- * `JSON.stringify`, which escapes a run of control characters exactly as needed.
- */
-const escapeRun = (text: string, from: number, parts: Array<string>): number => {
-  const first = text.charCodeAt(from)
+/** Where the run of control characters starting at `from` ends. */
+const runEnd = (text: string, from: number): number => {
   let end = from + 1
-  while (text.charCodeAt(end) === first) end++
-  if (!(text.charCodeAt(end) < 32)) {
-    parts.push(end === from + 1 ? ESCAPES[first]! : ESCAPES[first]!.repeat(end - from))
-    return end
-  }
   while (text.charCodeAt(end) < 32) end++
-  parts.push(JSON.stringify(text.slice(from, end)).slice(1, -1))
   return end
 }
 
 /**
- * Returns `text` with every raw control character inside a string literal
- * escaped; structure whitespace and everything else is left as it is, and
- * `text` itself is returned when nothing needed escaping. Linear: it jumps
+ * The escaped form of the run of control characters `text[from, end)`, built
+ * in one piece however long the run (NUL padding can be megabytes): one
+ * character repeated is a `repeat`, a mix is left to `JSON.stringify`, which
+ * escapes nothing but control characters exactly as needed.
+ */
+const escapeRun = (text: string, from: number, end: number): string => {
+  const first = text.charCodeAt(from)
+  if (end === from + 1) return ESCAPES[first]!
+  let same = from + 1
+  while (same < end && text.charCodeAt(same) === first) same++
+  return same === end ? ESCAPES[first]!.repeat(end - from) : JSON.stringify(text.slice(from, end)).slice(1, -1)
+}
+
+/**
+ * Returns `text` with the raw control characters inside string literals
+ * escaped (with `all` false: only runs that contain a `\n`, `\r`, `\t` or
+ * NUL); structure whitespace and everything else is left as it is, and `text`
+ * itself is returned when nothing needed escaping. Linear: it jumps
  * between `"` characters and between control characters (see
- * `controlFinder`) without looking at the characters in between, and collects
- * unchanged slices to join once.
+ * `controlFinder`) without looking at the characters in between, and joins
+ * the unchanged slices and the escapes once. (Concatenating them instead
+ * builds a rope that `JSON.parse` must flatten into a second full-size copy.)
  *
  * @internal
  */
-export const escapeControlCharactersInStrings = (text: string): string => {
+export const escapeControlCharactersInStrings = (text: string, all = true): string => {
   const length = text.length
   const parts: Array<string> = []
-  let copied = 0 // text[0, copied) is already in parts
+  let copied = 0 // text[0, copied) is already in `parts`
   let pos = 0
   // The next control character, kept between string literals so that a
   // literal without one costs no scan of its own.
-  const nextControlFrom = controlFinder(text)
+  const nextControlFrom = controlFinder(text, all)
   let nextControl = nextControlFrom(0)
   while (nextControl < length) {
     const open = text.indexOf("\"", pos)
@@ -112,11 +118,13 @@ export const escapeControlCharactersInStrings = (text: string): string => {
     const end = close === -1 ? length : close
     if (nextControl < start) nextControl = nextControlFrom(start)
     while (nextControl < end) {
+      const stop = runEnd(text, nextControl)
       parts.push(text.slice(copied, nextControl))
       // A backslash right before a raw control character escapes nothing JSON
       // knows; make it a literal backslash so both characters are kept as sent.
       if (isEscaped(text, nextControl, start)) parts.push("\\")
-      copied = escapeRun(text, nextControl, parts)
+      parts.push(escapeRun(text, nextControl, stop))
+      copied = stop
       nextControl = nextControlFrom(copied)
     }
     if (close === -1) break
@@ -160,10 +168,12 @@ export const parseTolerantJson = (input: string): Either.Either<unknown, string>
     // Repair first, parse once: a control character near the end of a large
     // transcript would otherwise cost a whole failed parse before the repair.
     // Valid JSON comes back from the repair as the same string, uncopied.
-    return Either.mapLeft(
-      strictParse(escapeControlCharactersInStrings(text)),
-      (error) => text.trim() === "" ? "the input is empty" : reasonOf(error)
-    )
+    let result = strictParse(escapeControlCharactersInStrings(text, false))
+    if (Either.isLeft(result)) {
+      RARE_CONTROL.lastIndex = 0
+      if (RARE_CONTROL.test(text)) result = strictParse(escapeControlCharactersInStrings(text, true))
+    }
+    return Either.mapLeft(result, (error) => text.trim() === "" ? "the input is empty" : reasonOf(error))
   } catch (error) {
     // e.g. a RangeError when the repaired text exceeds the engine's string limit
     return Either.left(reasonOf(error))
