@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Duration, Effect, Fiber, Redacted, Schedule, Stream, TestClock } from "effect"
+import { HttpClient } from "@effect/platform"
+import { Chunk, ConfigProvider, Duration, Effect, Fiber, Layer, Redacted, Schedule, Stream, TestClock } from "effect"
 import * as LiveResponse from "../src/LiveResponse.ts"
 import {
   ACTION_ID,
@@ -249,6 +250,67 @@ describe("LiveResponse.getResultLink", () => {
       ])
       expect(fake.requests).toHaveLength(3)
     }).pipe(Effect.provide(clientLayer(fake)))
+  })
+})
+
+describe("the shared rate budget", () => {
+  it.effect("300 concurrent calls never put more than 100 on the API in any rolling minute", () => {
+    const fake = happy()
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 300 }), (_, i) => LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: i }), {
+          concurrency: "unbounded"
+        })
+      )
+      yield* TestClock.adjust("3 minutes")
+      const links = yield* Fiber.join(fiber)
+      expect(links).toHaveLength(300)
+      const times = apiCalls(fake).map((r) => r.at).sort((a, b) => a - b)
+      expect(times).toHaveLength(300)
+      for (let i = 0; i + 100 < times.length; i++) expect(times[i + 100]! - times[i]!).toBeGreaterThanOrEqual(60_000)
+      expect(times.at(-1)).toBe(120_000)
+    }).pipe(Effect.provide(clientLayer(fake)))
+  })
+})
+
+describe("LiveResponse.layerConfig", () => {
+  const env = (vars: Record<string, string>) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(vars))))
+
+  it.effect("builds the whole stack from the environment", () => {
+    const fake = makeFake((req) =>
+      req.url.host === "127.0.0.1:7000" ? new Response(SEED_TRANSCRIPT) : linkResponse(`http://127.0.0.1:7000/r?sig=${CANARY_SIG}`)
+    )
+    return Effect.gen(function*() {
+      const transcript = yield* LiveResponse.getTranscript(ref)
+      expect(transcript.scriptName).toBe("minidump.ps1")
+      expect(fake.requests[0]!.url.href).toBe(`http://127.0.0.1:6000/mde/api/machineactions/${ACTION_ID}/${LINK_PATH}(index=0)`)
+      expect(fake.requests[0]!.headers["authorization"]).toBe("Bearer env-token")
+    }).pipe(
+      Effect.provide(LiveResponse.layerConfig()),
+      Effect.provide(env({
+        MDE_TOKEN: "env-token",
+        MDE_API_URL: "http://127.0.0.1:6000/mde/",
+        MDE_DOWNLOAD_HOSTS: "127.0.0.1, example.org"
+      })),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("MDE_MAX_TRANSCRIPT_BYTES caps the transcript, MDE_RATE_LIMITS the calls", () => {
+    const fake = happy()
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(LiveResponse.getTranscript(ref))
+      expect(error._tag === "TranscriptDecodeError" && error.reason).toBe("TooLarge")
+      const fiber = yield* Effect.fork(Effect.forEach([1, 2, 3], (index) => LiveResponse.getResultLink({ ...ref, index })))
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      // Two calls per 10 s: the transcript's link and the first link now, the next two 10 s later.
+      expect(apiCalls(fake).map((r) => r.at)).toEqual([0, 0, 10_000, 10_000])
+    }).pipe(
+      Effect.provide(LiveResponse.layerConfig()),
+      Effect.provide(env({ MDE_TOKEN: "t", MDE_MAX_TRANSCRIPT_BYTES: "100", MDE_RATE_LIMITS: "2/10s" })),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
   })
 })
 

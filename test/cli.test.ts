@@ -65,11 +65,11 @@ interface Run {
   readonly stderr: string
 }
 
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Run> =>
+const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, script = "cli/main.ts"): Promise<Run> =>
   new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", ...args],
+      ["--import", "tsx", script, ...args],
       {
         env: {
           PATH: process.env.PATH ?? "",
@@ -176,5 +176,14 @@ describe("cli", { timeout: 60_000 }, () => {
   it("a usage error is exit code 2", async () => {
     const run = await cli(["transcript"])
     expect(run.code).toBe(2)
+  })
+
+  it("examples/transcripts.ts prints one line per action, failures included", async () => {
+    const run = await cli(["ok", "missing"], {}, "examples/transcripts.ts")
+    expect(run.code).toBe(0)
+    const lines = run.stdout.trim().split("\n").sort()
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toMatch(/^missing: failed, NotFound: /)
+    expect(lines[1]).toBe("ok: minidump.ps1 exited with 0")
   })
 })
