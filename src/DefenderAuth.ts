@@ -27,12 +27,15 @@ import {
   Context,
   Duration,
   Effect,
+  Deferred,
+  Exit,
+  FiberId,
   Layer,
   Option,
   Redacted,
-  Ref,
   Schedule,
-  Schema
+  Schema,
+  type Scope
 } from "effect"
 import * as DefenderCloud from "./DefenderCloud.ts"
 import { AuthenticationError } from "./DefenderError.ts"
@@ -47,9 +50,10 @@ export interface DefenderAuth {
   readonly token: Effect.Effect<Redacted.Redacted<string>, AuthenticationError>
   /**
    * Drops `token` from the cache (after the API answered 401 with it), so the
-   * next `token` asks for a new one. A token that was already replaced is left alone.
+   * next `token` asks for a new one; a token that was already replaced is left
+   * alone. Answers whether a different token may now be had (`false` for a static token).
    */
-  readonly invalidate: (token: Redacted.Redacted<string>) => Effect.Effect<void>
+  readonly invalidate: (token: Redacted.Redacted<string>) => Effect.Effect<boolean>
 }
 
 /**
@@ -79,50 +83,73 @@ export interface IssuedToken {
 export const REFRESH_MARGIN: Duration.Duration = Duration.minutes(5)
 
 /**
+ * How long one token request may take before it fails as `TokenEndpointUnreachable`: 30 seconds.
+ *
+ * @since 0.1.0
+ */
+export const TOKEN_REQUEST_TIMEOUT: Duration.Duration = Duration.seconds(30)
+
+interface CachedToken extends IssuedToken {
+  readonly refreshAt: number
+}
+
+/**
  * Builds a `DefenderAuth` around a token source: caches the token until the
- * refresh margin before its expiry, and makes concurrent callers share one request.
+ * refresh margin before its expiry, and makes concurrent callers share one
+ * request — its success and its failure alike. The request runs in the
+ * layer's scope, so a caller that gives up (a timeout, an interruption) does
+ * not cancel it for the others.
  *
  * @since 0.1.0
  */
 export const makeCached = (
   issue: Effect.Effect<IssuedToken, AuthenticationError>
-): Effect.Effect<DefenderAuth> =>
+): Effect.Effect<DefenderAuth, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const cache = yield* Ref.make(Option.none<IssuedToken & { readonly refreshAt: number }>())
-    const lock = yield* Effect.makeSemaphore(1)
+    const scope = yield* Effect.scope
     const margin = Duration.toMillis(REFRESH_MARGIN)
+    let cached: CachedToken | undefined
+    let inflight: Deferred.Deferred<Redacted.Redacted<string>, AuthenticationError> | undefined
 
-    const fresh = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.map(
-        Ref.get(cache),
-        Option.filter((cached) => now < cached.refreshAt)
-      ))
-
-    const refresh = Effect.flatMap(fresh, (cached) => {
-      // Re-checked under the lock: the fiber that held it may just have refreshed.
-      if (Option.isSome(cached)) return Effect.succeed(cached.value.token)
-      return Effect.gen(function*() {
-        const issued = yield* issue
-        const now = yield* Clock.currentTimeMillis
-        // Short-lived tokens (under 10 minutes) are kept for half their life instead.
-        const refreshAt = issued.expiresAt - Math.min(margin, Math.max(0, issued.expiresAt - now) / 2)
-        yield* Ref.set(cache, Option.some({ ...issued, refreshAt }))
-        return issued.token
-      })
+    const request = Effect.gen(function*() {
+      const issued = yield* issue
+      const now = yield* Clock.currentTimeMillis
+      // Short-lived tokens (under 10 minutes) are kept for half their life instead.
+      const refreshAt = issued.expiresAt - Math.min(margin, Math.max(0, issued.expiresAt - now) / 2)
+      cached = { ...issued, refreshAt }
+      return issued.token
     })
 
-    const token = Effect.flatMap(fresh, (cached) =>
-      Option.isSome(cached)
-        ? Effect.succeed(cached.value.token)
-        : lock.withPermits(1)(refresh))
+    // Decided synchronously, so two callers can never both start a request; only
+    // the wait is interruptible, so an inflight request is always started once announced.
+    const join = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (cached !== undefined && now < cached.refreshAt) return Effect.succeed(cached.token)
+        if (inflight !== undefined) return restore(Deferred.await(inflight))
+        const deferred = Deferred.unsafeMake<Redacted.Redacted<string>, AuthenticationError>(FiberId.none)
+        inflight = deferred
+        const settle = (exit: Exit.Exit<Redacted.Redacted<string>, AuthenticationError>) => {
+          if (inflight === deferred) inflight = undefined
+          return Deferred.done(deferred, exit)
+        }
+        return request.pipe(
+          Effect.onExit(settle),
+          // A fiber forked here would inherit the uninterruptible region, and then no
+          // timeout inside the request could cut it short.
+          Effect.interruptible,
+          Effect.forkIn(scope),
+          Effect.zipRight(restore(Deferred.await(deferred)))
+        )
+      })
+    )
 
     const invalidate = (used: Redacted.Redacted<string>) =>
-      Ref.update(cache, (cached) =>
-        Option.isSome(cached) && Redacted.value(cached.value.token) === Redacted.value(used)
-          ? Option.none()
-          : cached)
+      Effect.sync(() => {
+        if (cached !== undefined && Redacted.value(cached.token) === Redacted.value(used)) cached = undefined
+        return true
+      })
 
-    return DefenderAuth.of({ token, invalidate })
+    return DefenderAuth.of({ token: join, invalidate })
   })
 
 /**
@@ -131,7 +158,10 @@ export const makeCached = (
  * @since 0.1.0
  */
 export const layerToken = (token: Redacted.Redacted<string>): Layer.Layer<DefenderAuth> =>
-  Layer.succeed(DefenderAuth, DefenderAuth.of({ token: Effect.succeed(token), invalidate: () => Effect.void }))
+  Layer.succeed(
+    DefenderAuth,
+    DefenderAuth.of({ token: Effect.succeed(token), invalidate: () => Effect.succeed(false) })
+  )
 
 // ---------------------------------------------------------------------------
 // Client secret (client credentials grant)
@@ -212,11 +242,12 @@ export const requestClientSecretToken = (
       if (Option.isNone(parsed)) {
         return yield* unreachable("the token endpoint's answer holds no access_token", response.status)
       }
-      const now = yield* Clock.currentTimeMillis
-      return {
-        token: Redacted.make(parsed.value.access_token),
-        expiresAt: now + parsed.value.expires_in * 1000
+      const expiresIn = parsed.value.expires_in
+      if (!(expiresIn > 0) || !Number.isFinite(expiresIn) || parsed.value.access_token === "") {
+        return yield* unreachable("the token endpoint's answer holds no usable token or expires_in", response.status)
       }
+      const now = yield* Clock.currentTimeMillis
+      return { token: Redacted.make(parsed.value.access_token), expiresAt: now + expiresIn * 1000 }
     }
     const error = Option.flatMap(body, decodeTokenError)
     if (response.status >= 500 || Option.isNone(error)) {
@@ -233,6 +264,10 @@ export const requestClientSecretToken = (
       ...(e.correlation_id === undefined ? {} : { correlationId: e.correlation_id })
     })
   }).pipe(
+    Effect.timeoutFail({
+      duration: TOKEN_REQUEST_TIMEOUT,
+      onTimeout: () => unreachable(`no answer within ${Duration.format(TOKEN_REQUEST_TIMEOUT)}`)
+    }),
     // A flaky token endpoint is retried twice; a refusal (wrong secret…) never is.
     Effect.retry({
       schedule: Schedule.exponential("500 millis"),
@@ -251,7 +286,7 @@ export const requestClientSecretToken = (
 export const layerClientSecret = (
   options: ClientSecretOptions
 ): Layer.Layer<DefenderAuth, never, HttpClient.HttpClient> =>
-  Layer.effect(
+  Layer.scoped(
     DefenderAuth,
     Effect.gen(function*() {
       const client = yield* HttpClient.HttpClient
@@ -288,7 +323,7 @@ export const layerCredential = (
   credential: TokenCredential,
   options?: { readonly cloud?: DefenderCloud.DefenderCloud | undefined }
 ): Layer.Layer<DefenderAuth> =>
-  Layer.effect(
+  Layer.scoped(
     DefenderAuth,
     makeCached(
       Effect.tryPromise({
@@ -311,8 +346,23 @@ export const layerCredential = (
                 description: "the credential returned no token"
               })
             )
-            : Effect.succeed({ token: Redacted.make(result.token), expiresAt: result.expiresOnTimestamp })
+            : Effect.map(Clock.currentTimeMillis, (now) => ({
+              token: Redacted.make(result.token),
+              // A credential that gives no usable expiry is asked again every 5 minutes.
+              expiresAt: Number.isFinite(result.expiresOnTimestamp) && result.expiresOnTimestamp > now
+                ? result.expiresOnTimestamp
+                : now + 2 * Duration.toMillis(REFRESH_MARGIN)
+            }))
         ),
+        Effect.timeoutFail({
+          duration: TOKEN_REQUEST_TIMEOUT,
+          onTimeout: () =>
+            new AuthenticationError({
+              reason: "CredentialFailed",
+              errorCodes: [],
+              description: `no token within ${Duration.format(TOKEN_REQUEST_TIMEOUT)}`
+            })
+        }),
         Effect.withSpan("DefenderAuth.requestToken")
       )
     )

@@ -10,9 +10,10 @@
  * @module
  * @since 0.1.0
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import {
+  Clock,
   Config,
   type ConfigError,
   Context,
@@ -110,7 +111,20 @@ export interface Options {
   readonly downloadHosts?: ReadonlyArray<string> | undefined
   /** The largest transcript `getTranscript` reads into memory; default 64 MiB. */
   readonly maxTranscriptBytes?: number | undefined
+  /**
+   * How long one attempt may wait for an answer (for API calls: the whole answer; for
+   * downloads: the status and headers); default 30 seconds. A timeout is retried like a
+   * transport error.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
+
+/**
+ * The default time limit of one attempt: 30 seconds.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_TIMEOUT: Duration.Duration = Duration.seconds(30)
 
 /**
  * The default largest transcript: 64 MiB.
@@ -146,19 +160,24 @@ export const isRetryable = (error: DefenderError): boolean =>
     (error.reason === "Transport" ||
       (error.reason === "Status" && error.status !== undefined && RETRYABLE_STATUS.has(error.status))))
 
+/** The wait a server asked for, on the errors that can carry one. */
+const serverWait = (error: DefenderError): number | undefined =>
+  error._tag === "Throttled" || error._tag === "HttpError" ? error.retryAfterMillis : undefined
+
 const retryPolicy = (
   schedule: Schedule.Schedule<unknown, DefenderError>
 ): Schedule.Schedule<unknown, DefenderError> =>
   Schedule.intersect(schedule, Schedule.identity<DefenderError>()).pipe(
     Schedule.whileInput(isRetryable),
-    Schedule.tapInput((error: DefenderError) =>
-      isRetryable(error) ? Effect.logDebug(`mde-live-response: will retry after ${error._tag}: ${error.message}`) : Effect.void
-    ),
     // The server's Retry-After wins over the schedule's own wait.
-    Schedule.modifyDelay(([, error], delay) =>
-      error._tag === "Throttled" && error.retryAfterMillis !== undefined
-        ? Duration.millis(error.retryAfterMillis)
-        : delay
+    Schedule.modifyDelay(([, error], delay) => {
+      const wait = serverWait(error)
+      return wait === undefined ? delay : Duration.millis(wait)
+    }),
+    Schedule.onDecision(([, error], decision) =>
+      decision._tag === "Continue"
+        ? Effect.logDebug(`mde-live-response: retrying after ${error._tag}: ${error.message}`)
+        : Effect.void
     )
   )
 
@@ -288,6 +307,8 @@ export const make = (
     const allowedHosts = [...DEFAULT_DOWNLOAD_HOSTS, ...(options?.downloadHosts ?? [])]
     const maxTranscriptBytes = options?.maxTranscriptBytes ?? DEFAULT_MAX_TRANSCRIPT_BYTES
 
+    const timeout = Duration.decode(options?.timeout ?? DEFAULT_TIMEOUT)
+
     /** Runs `attempt(n)` with the retry policy; `n` counts the attempts from 1. */
     const retrying = <A>(attempt: (n: number) => Effect.Effect<A, DefenderError>): Effect.Effect<A, DefenderError> =>
       Effect.flatMap(Ref.make(0), (counter) => {
@@ -298,28 +319,64 @@ export const make = (
     const transportError = (method: string, url: string, attempts: number) => (e: HttpClientError.HttpClientError) =>
       new HttpError({ reason: "Transport", method, url: redactUrl(url), attempts, detail: describeTransport(e) })
 
-    /** One authorized API call: a permit, a token, and one repeat with a new token after a 401. */
-    const sendAuthorized = (request: HttpClientRequest.HttpClientRequest, attempts: number) =>
+    /** Limits one attempt in time; a timeout is a (retryable) transport failure. */
+    const timed = <A>(method: string, url: string, attempts: number) => (self: Effect.Effect<A, DefenderError>) =>
+      Effect.timeoutFail(self, {
+        duration: timeout,
+        onTimeout: () =>
+          new HttpError({
+            reason: "Transport",
+            method,
+            url: redactUrl(url),
+            attempts,
+            detail: `no answer within ${Duration.format(timeout)}`
+          })
+      })
+
+    /**
+     * One authorized API call: a token, a permit, the request and `handle` of its answer
+     * (only these last two are timed), and one repeat with a new token after a 401.
+     */
+    const sendAuthorized = <A>(
+      request: HttpClientRequest.HttpClientRequest,
+      attempts: number,
+      handle: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<A, DefenderError>
+    ) =>
       Effect.gen(function*() {
         for (let renewed = false;; renewed = true) {
-          yield* limiter.acquire
+          // The token first: the permit is taken right before the request goes out, so a
+          // slow token request cannot bunch up calls beyond the rolling window.
           const token = yield* auth.token
-          const response = yield* http.execute(HttpClientRequest.bearerToken(request, token)).pipe(
-            Effect.mapError(transportError(request.method, request.url, attempts))
+          yield* limiter.acquire
+          const outcome = yield* http.execute(HttpClientRequest.bearerToken(request, token)).pipe(
+            Effect.mapError(transportError(request.method, request.url, attempts)),
+            Effect.flatMap((response): Effect.Effect<
+              { readonly value: A } | { readonly unauthorized: ApiErrorInfo },
+              DefenderError
+            > =>
+              response.status === 401
+                ? Effect.map(apiErrorInfo(response), (info) => ({ unauthorized: info }))
+                : Effect.map(handle(response), (value) => ({ value }))
+            ),
+            timed(request.method, request.url, attempts)
           )
-          if (response.status !== 401) return response
-          if (renewed) {
-            const info = yield* apiErrorInfo(response)
+          if ("value" in outcome) return outcome.value
+          if (renewed || !(yield* auth.invalidate(token))) {
+            const description = outcome.unauthorized.apiMessage
             return yield* new AuthenticationError({
               reason: "Unauthorized",
               status: 401,
               errorCodes: [],
-              ...(info.apiMessage === undefined ? {} : { description: info.apiMessage })
+              ...(description === undefined ? {} : { description })
             })
           }
-          yield* auth.invalidate(token)
         }
       })
+
+    /** The wait a response's `Retry-After` (or `retry-after-ms`…) asks for. */
+    const retryAfterOf = (response: HttpClientResponse.HttpClientResponse) =>
+      Effect.map(Clock.currentTimeMillis, (now) =>
+        Option.getOrUndefined(parseRetryAfter(response.headers, now, DEFAULT_MAX_RETRY_AFTER_MILLIS)))
 
     /** Turns a non-2xx API answer into its typed error. */
     const apiFailure = (
@@ -329,24 +386,24 @@ export const make = (
       attempts: number
     ) =>
       Effect.gen(function*() {
+        const retryAfter = yield* retryAfterOf(response)
+        // Every caller of this budget waits, not only the one that was told to, and at
+        // once: before this answer's body has even been read.
+        if (response.status === 429 && retryAfter !== undefined) yield* limiter.pause(Duration.millis(retryAfter))
         const info = yield* apiErrorInfo(response)
+        const wait = retryAfter === undefined ? {} : { retryAfterMillis: retryAfter }
         switch (response.status) {
           case 403:
             return yield* new PermissionDenied(info)
           case 404:
             return yield* new NotFound({ resource, ...info })
-          case 429: {
-            const now = yield* Effect.clockWith((clock) => clock.currentTimeMillis)
-            const retryAfter = parseRetryAfter(response.headers, now, DEFAULT_MAX_RETRY_AFTER_MILLIS)
-            // Every caller of this budget waits, not only the one that was told to.
-            if (Option.isSome(retryAfter)) yield* limiter.pause(Duration.millis(retryAfter.value))
+          case 429:
             return yield* new Throttled({
               attempts,
-              ...(Option.isSome(retryAfter) ? { retryAfterMillis: retryAfter.value } : {}),
+              ...wait,
               ...(info.code === undefined ? {} : { code: info.code }),
               ...(info.target === undefined ? {} : { target: info.target })
             })
-          }
           default:
             return yield* new HttpError({
               reason: "Status",
@@ -354,6 +411,7 @@ export const make = (
               url: redactUrl(request.url),
               attempts,
               status: response.status,
+              ...wait,
               ...(info.code === undefined ? {} : { code: info.code }),
               ...(info.target === undefined ? {} : { target: info.target }),
               ...(info.apiMessage === undefined ? {} : { detail: info.apiMessage })
@@ -361,14 +419,18 @@ export const make = (
         }
       })
 
-    /** A GET on the API, retried; fails with the typed error of any non-2xx answer. */
+    /** A GET on the API, retried; its body as text, or the typed error of a non-2xx answer. */
     const apiGet = (url: string, resource: string) => {
       const request = HttpClientRequest.get(url).pipe(HttpClientRequest.acceptJson)
       return retrying((attempts) =>
-        Effect.flatMap(sendAuthorized(request, attempts), (response) =>
-          response.status >= 200 && response.status < 300
-            ? Effect.succeed({ response, attempts })
-            : apiFailure(response, request, resource, attempts))
+        sendAuthorized(request, attempts, (response) =>
+          response.status < 200 || response.status >= 300
+            ? apiFailure(response, request, resource, attempts)
+            // Read inside the attempt, so a connection lost mid-body is retried too.
+            : Effect.map(
+              Effect.mapError(response.text, transportError("GET", url, attempts)),
+              (text) => ({ text, status: response.status, attempts })
+            ))
       )
     }
 
@@ -381,13 +443,18 @@ export const make = (
       const url = `${cloud.apiBaseUrl}/api/machineactions/${
         encodeURIComponent(ref.machineActionId)
       }/GetLiveResponseResultDownloadLink(index=${ref.index})`
-      const { attempts, response } = yield* apiGet(
+      const { attempts, status, text } = yield* apiGet(
         url,
         `machine action ${ref.machineActionId} (command index ${ref.index})`
       )
       const invalid = (detail: string) =>
-        new HttpError({ reason: "InvalidResponse", method: "GET", url, attempts, status: response.status, detail })
-      const body = yield* response.json.pipe(Effect.mapError(() => invalid("the body is not JSON")))
+        new HttpError({ reason: "InvalidResponse", method: "GET", url, attempts, status, detail })
+      let body: unknown
+      try {
+        body = JSON.parse(text)
+      } catch {
+        return yield* invalid("the body is not JSON")
+      }
       const decoded = decodeLinkResponse(body)
       if (Option.isNone(decoded)) return yield* invalid("the body has no string `value`")
       let link: URL
@@ -418,6 +485,15 @@ export const make = (
       return Effect.succeed(checked.right)
     }
 
+    // A redirect could lead the download (and its SAS) past the allow-list: the fetch client
+    // is told not to follow one, and any 3xx is refused below (other clients never follow).
+    const noRedirects = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
+        Effect.provideService(self, FetchHttpClient.RequestInit, {
+          ...Option.getOrElse(init, () => ({})),
+          redirect: "manual"
+        }))
+
     /** One GET of a link, retried on transient failures; `"expired"` when the SAS time frame is over. */
     const openLink = (link: ResultLink) =>
       Effect.gen(function*() {
@@ -429,9 +505,14 @@ export const make = (
         return yield* retrying((attempts) =>
           Effect.gen(function*() {
             const response = yield* storage.execute(request).pipe(
-              Effect.mapError(transportError("GET", shown, attempts))
+              Effect.mapError(transportError("GET", shown, attempts)),
+              noRedirects
             )
             if (response.status === 200 || response.status === 206) return response
+            if (response.status >= 300 && response.status < 400) {
+              return yield* new DownloadRefused({ reason: "Redirected", host: url.hostname })
+            }
+            const retryAfter = yield* retryAfterOf(response)
             const text = yield* readErrorText(response)
             const storageCode = response.headers["x-ms-error-code"] ?? /<Code>([^<]*)<\/Code>/.exec(text)?.[1]
             const codeField = storageCode === undefined ? {} : { storageCode }
@@ -452,9 +533,10 @@ export const make = (
               url: shown,
               attempts,
               status: response.status,
+              ...(retryAfter === undefined ? {} : { retryAfterMillis: retryAfter }),
               ...(storageCode === undefined ? {} : { code: storageCode })
             })
-          })
+          }).pipe(timed("GET", shown, attempts))
         )
       })
 

@@ -221,16 +221,17 @@ export class Throttled extends ThrottledBase {
 
 const DownloadRefusedBase: Schema.TaggedErrorClass<DownloadRefused, "DownloadRefused", {
   readonly _tag: Schema.tag<"DownloadRefused">
-  readonly reason: Schema.Literal<["HostNotAllowed", "InsecureScheme", "InvalidUrl"]>
+  readonly reason: Schema.Literal<["HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"]>
   readonly host: typeof optionalString
 }> = Schema.TaggedError<DownloadRefused>()("DownloadRefused", {
-  reason: Schema.Literal("HostNotAllowed", "InsecureScheme", "InvalidUrl"),
+  reason: Schema.Literal("HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"),
   host: optionalString
 })
 
 /**
- * The library refused to download a result link, without contacting it: its
- * host is not on the allow-list, it is not https (outside loopback), or it is not a URL.
+ * The library refused to download a result link: its host is not on the
+ * allow-list, it is not https (outside loopback), or it is not a URL — all
+ * without contacting it — or the storage answered with a redirect, which is not followed.
  *
  * @since 0.1.0
  */
@@ -244,6 +245,8 @@ export class DownloadRefused extends DownloadRefusedBase {
         return `Refused to download from ${this.host ?? "an unknown host"}: only https is allowed outside loopback`
       case "InvalidUrl":
         return "Refused to download: the result link is not a valid URL"
+      case "Redirected":
+        return `Refused to follow a redirect from ${this.host ?? "the storage"}: result downloads are never redirected by Azure Storage`
     }
   }
 }
@@ -364,6 +367,7 @@ const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
   readonly url: typeof Schema.String
   readonly attempts: typeof Schema.Number
   readonly status: typeof optionalNumber
+  readonly retryAfterMillis: typeof optionalNumber
   readonly code: typeof optionalString
   readonly target: typeof optionalString
   readonly detail: typeof optionalString
@@ -373,14 +377,16 @@ const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
   url: Schema.String,
   attempts: Schema.Number,
   status: optionalNumber,
+  retryAfterMillis: optionalNumber,
   code: optionalString,
   target: optionalString,
   detail: optionalString
 })
 
 /**
- * A transport failure, an unexpected HTTP status, or an unreadable answer.
- * `url` has any `sig=` redacted; `attempts` counts the calls made.
+ * A transport failure (or no answer in time), an unexpected HTTP status, or an
+ * unreadable answer. `url` has any `sig=` redacted; `attempts` counts the calls
+ * made; `retryAfterMillis` is the wait the server asked for, if it did.
  *
  * @since 0.1.0
  */

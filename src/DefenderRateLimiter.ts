@@ -18,7 +18,7 @@
  * @module
  * @since 0.1.0
  */
-import { Clock, Config, ConfigError, Context, Duration, Effect, Either, Layer } from "effect"
+import { Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, Exit, FiberId, Layer } from "effect"
 
 /**
  * At most `limit` calls in any rolling `window`.
@@ -72,6 +72,39 @@ export interface Options {
 }
 
 /**
+ * A mutual-exclusion lock that hands itself to waiters in arrival order (Effect's
+ * `Semaphore` lets a newcomer take a just-released permit before the woken waiter).
+ */
+const makeFifoLock = () => {
+  let held = false
+  const waiters: Array<Deferred.Deferred<void>> = []
+  const release = () => {
+    const next = waiters.shift()
+    if (next === undefined) held = false
+    else Deferred.unsafeDone(next, Exit.void)
+  }
+  const take = Effect.suspend(() => {
+    if (!held) {
+      held = true
+      return Effect.void
+    }
+    const ticket = Deferred.unsafeMake<void>(FiberId.none)
+    waiters.push(ticket)
+    return Effect.onInterrupt(Deferred.await(ticket), () =>
+      Effect.sync(() => {
+        const at = waiters.indexOf(ticket)
+        // Still queued: leave the queue; already handed the lock: pass it on.
+        if (at >= 0) waiters.splice(at, 1)
+        else release()
+      }))
+  })
+  return <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(restore(take), Effect.ensuring(restore(self), Effect.sync(release)))
+    )
+}
+
+/**
  * Builds an in-memory limiter: a sliding log per limit, so no rolling window
  * ever holds more than its limit, and a single queue so waiting callers are
  * served in turn.
@@ -93,8 +126,8 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
     })
     let pausedUntil = 0
     // One waiter at a time: the head of the queue sleeps until its permit is due,
-    // the others wait behind it, so nobody spins and the order is kept.
-    const lock = yield* Effect.makeSemaphore(1)
+    // the others wait behind it in arrival order, so nobody spins or jumps the queue.
+    const lock = makeFifoLock()
 
     const waitMillis = (now: number): number => {
       let wait = pausedUntil - now
@@ -113,21 +146,18 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
       }
     }
 
-    const acquire: Effect.Effect<void> = windows.length === 0 ?
-      Effect.suspend(() => {
-        const wait = pausedUntil
-        return Effect.flatMap(Clock.currentTimeMillis, (now) => wait > now ? Effect.sleep(wait - now) : Effect.void)
-      }) :
-      lock.withPermits(1)(
-        Effect.gen(function*() {
-          while (true) {
-            const now = yield* Clock.currentTimeMillis
-            const wait = waitMillis(now)
-            if (wait <= 0) return take(now)
-            yield* Effect.sleep(Duration.millis(wait))
-          }
-        })
-      )
+    // Re-checked after every sleep: a 429 may have extended the pause meanwhile.
+    const waitForPermit: Effect.Effect<void> = Effect.gen(function*() {
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const wait = waitMillis(now)
+        if (wait <= 0) return take(now)
+        yield* Effect.sleep(Duration.millis(wait))
+      }
+    })
+
+    // Without limits only a pause can hold a caller, and nothing needs queueing.
+    const acquire = windows.length === 0 ? waitForPermit : lock(waitForPermit)
 
     const pause = (duration: Duration.DurationInput) =>
       Effect.map(Clock.currentTimeMillis, (now) => {

@@ -169,6 +169,74 @@ describe("DefenderAuth.layerClientSecret", () => {
     )
   })
 
+  it.effect("a failed token request is shared too: 20 callers, one request (and its 2 retries)", () => {
+    const fake = makeFake(() => json(503, {}))
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      const fiber = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 20 }), () => Effect.flip(auth.token), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("10 seconds")
+      const errors = yield* Fiber.join(fiber)
+      expect(errors.map((e) => e.reason)).toEqual(Array(20).fill("TokenEndpointUnreachable"))
+      expect(fake.requests).toHaveLength(3)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("a caller that gives up does not cancel the shared request for the others", () => {
+    const fake = makeFake(() => Effect.delay(Effect.succeed(tokenAnswer(1)), "3 seconds"))
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      const impatient = yield* Effect.fork(Effect.timeout(auth.token, "1 second"))
+      yield* TestClock.adjust("500 millis")
+      const patient = yield* Effect.fork(auth.token)
+      yield* TestClock.adjust("1 second")
+      const gaveUp = yield* Effect.flip(Fiber.join(impatient))
+      expect(gaveUp._tag).toBe("TimeoutException")
+      yield* TestClock.adjust("2 seconds")
+      expect(Redacted.value(yield* Fiber.join(patient))).toBe("token-1")
+      expect(fake.requests).toHaveLength(1)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("a token endpoint that never answers times out into a typed error", () => {
+    const fake = makeFake(() => Effect.never)
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip((yield* DefenderAuth.DefenderAuth).token))
+      // In steps: the shared request runs in a fiber of its own that starts a moment later.
+      for (let i = 0; i < 10; i++) yield* TestClock.adjust("15 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error.reason).toBe("TokenEndpointUnreachable")
+      expect(error.message).toContain("no answer within 30s")
+      expect(fake.requests).toHaveLength(3)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("an answer without a usable expires_in is a typed error, not a token that is never cached", () => {
+    let answer = json(200, { access_token: "x", expires_in: 0 })
+    const fake = makeFake(() => answer)
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      const fiber = yield* Effect.fork(Effect.flip(auth.token))
+      yield* TestClock.adjust("10 seconds")
+      expect((yield* Fiber.join(fiber)).reason).toBe("TokenEndpointUnreachable")
+      answer = json(200, { access_token: "x", expires_in: "3599" })
+      expect(Redacted.value(yield* auth.token)).toBe("x")
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
   it.effect("an unreachable token endpoint is retried twice, then a typed error", () => {
     const fake = makeFake(() => Effect.fail("transport" as const))
     return Effect.gen(function*() {
@@ -227,7 +295,8 @@ describe("DefenderAuth.layerToken and layerConfig", () => {
     return Effect.gen(function*() {
       const error = yield* Effect.flip(LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: 0 }))
       expect(error._tag).toBe("AuthenticationError")
-      expect(fake.requests.map((r) => r.headers["authorization"])).toEqual(["Bearer static-1", "Bearer static-1"])
+      // A static token cannot be renewed, so the call is not repeated.
+      expect(fake.requests.map((r) => r.headers["authorization"])).toEqual(["Bearer static-1"])
     }).pipe(Effect.provide(clientLayer(fake, { auth: DefenderAuth.layerToken(Redacted.make("static-1")) })))
   })
 

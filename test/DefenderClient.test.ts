@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { HttpClient } from "@effect/platform"
 import { Chunk, ConfigProvider, Duration, Effect, Fiber, Layer, Redacted, Schedule, Stream, TestClock } from "effect"
+import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
 import {
   ACTION_ID,
@@ -271,6 +272,31 @@ describe("the shared rate budget", () => {
       expect(times.at(-1)).toBe(120_000)
     }).pipe(Effect.provide(clientLayer(fake)))
   })
+
+  it.effect("a slow token request does not bunch calls up beyond the rolling window", () => {
+    const fake = makeFake((req) =>
+      req.url.host === "login.microsoftonline.com"
+        ? Effect.delay(Effect.succeed(json(200, { access_token: "t", expires_in: 3599 })), "3 seconds")
+        : linkResponse(blobUrl())
+    )
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 101 }), (_, index) => LiveResponse.getResultLink({ ...ref, index }), {
+          concurrency: "unbounded"
+        })
+      )
+      for (let i = 0; i < 8; i++) yield* TestClock.adjust("10 seconds")
+      yield* Fiber.join(fiber)
+      const times = apiCalls(fake).map((r) => r.at).sort((a, b) => a - b)
+      expect(times).toHaveLength(101)
+      expect(times[0]).toBe(3_000)
+      expect(times[100]! - times[0]!).toBeGreaterThanOrEqual(60_000)
+    }).pipe(
+      Effect.provide(clientLayer(fake, {
+        auth: DefenderAuth.layerClientSecret({ tenantId: "t", clientId: "c", clientSecret: Redacted.make("s") })
+      }))
+    )
+  })
 })
 
 describe("LiveResponse.layerConfig", () => {
@@ -421,6 +447,71 @@ describe("retries", () => {
         clientLayer(fake, { client: { retry: Schedule.spaced(Duration.millis(100)).pipe(Schedule.intersect(Schedule.recurs(2))) } })
       )
     )
+  })
+
+  it.effect("a 429's Retry-After overrides a user schedule's wait", () => {
+    const fake = makeFake(() =>
+      apiCalls(fake).length === 1
+        ? odataError(429, "TooManyRequests", "x", { "retry-after": "9" })
+        : linkResponse(blobUrl())
+    )
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(LiveResponse.getResultLink(ref))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      expect(apiCalls(fake).map((r) => r.at)).toEqual([0, 9_000])
+    }).pipe(Effect.provide(clientLayer(fake, { client: { retry: Schedule.spaced("100 millis") } })))
+  })
+
+  it.effect("a 503 with Retry-After waits as asked", () => {
+    const fake = makeFake(() =>
+      apiCalls(fake).length === 1
+        ? odataError(503, "ServiceUnavailable", "x", { "retry-after": "4" })
+        : linkResponse(blobUrl())
+    )
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(LiveResponse.getResultLink(ref))
+      yield* TestClock.adjust("1 minute")
+      yield* Fiber.join(fiber)
+      expect(apiCalls(fake).map((r) => r.at)).toEqual([0, 4_000])
+    }).pipe(Effect.provide(clientLayer(fake)))
+  })
+
+  it.effect("an API that never answers times out into a retried, then typed, transport error", () => {
+    const fake = makeFake(() => Effect.never)
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(Effect.flip(LiveResponse.getResultLink(ref)))
+      for (let i = 0; i < 20; i++) yield* TestClock.adjust("30 seconds")
+      const error = yield* Fiber.join(fiber)
+      expect(error._tag === "HttpError" && [error.reason, error.attempts, error.detail]).toEqual([
+        "Transport",
+        3,
+        "no answer within 10s"
+      ])
+      expect(apiCalls(fake)).toHaveLength(3)
+    }).pipe(
+      Effect.provide(clientLayer(fake, { client: { timeout: "10 seconds", retry: Schedule.recurs(2) } }))
+    )
+  })
+
+  it.effect("a connection lost while reading the link's body is retried", () => {
+    const fake = makeFake(() =>
+      apiCalls(fake).length === 1
+        ? new Response(new ReadableStream({
+          start(c) {
+            c.enqueue(new TextEncoder().encode("{\"value\": \"https://"))
+            c.error(new Error("socket hang up"))
+          }
+        }), { status: 200, headers: { "content-type": "application/json" } })
+        : linkResponse(blobUrl())
+    )
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(LiveResponse.getResultLink(ref))
+      yield* TestClock.adjust("1 minute")
+      const link = yield* Fiber.join(fiber)
+      expect(Redacted.value(link.url)).toBe(blobUrl())
+      expect(apiCalls(fake)).toHaveLength(2)
+    }).pipe(Effect.provide(clientLayer(fake)))
   })
 
   it.effect("storage 503 is retried before the body is read", () => {

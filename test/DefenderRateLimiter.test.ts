@@ -68,6 +68,36 @@ describe("DefenderRateLimiter", () => {
       expect(times).toEqual(Array.from({ length: 50 }, () => 30_000))
     }))
 
+  for (const [name, limits] of [["with limits", undefined], ["without limits", []]] as const) {
+    it.effect(`a pause extended while callers wait holds them until its new end (${name})`, () =>
+      Effect.gen(function*() {
+        const limiter = yield* DefenderRateLimiter.make({ limits })
+        yield* limiter.pause("5 seconds")
+        const times: Array<number> = []
+        const fiber = yield* forkCallers(limiter, 3, times)
+        yield* TestClock.adjust("4 seconds")
+        yield* limiter.pause("27 seconds")
+        yield* TestClock.adjust("30 seconds")
+        yield* Fiber.join(fiber)
+        expect(times).toEqual([31_000, 31_000, 31_000])
+      }))
+  }
+
+  it.effect("waiting callers get their permits in arrival order", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "1 second" }] })
+      const order: Array<number> = []
+      const fibers: Array<Fiber.RuntimeFiber<void>> = []
+      for (let i = 0; i < 6; i++) {
+        fibers.push(yield* Effect.fork(Effect.map(limiter.acquire, () => void order.push(i))))
+        // Newcomers keep arriving while the queue is served.
+        yield* TestClock.adjust("300 millis")
+      }
+      yield* TestClock.adjust("10 seconds")
+      yield* Fiber.joinAll(fibers)
+      expect(order).toEqual([0, 1, 2, 3, 4, 5])
+    }))
+
   it.effect("a shorter pause never shortens a longer one", () =>
     Effect.gen(function*() {
       const limiter = yield* DefenderRateLimiter.make()
