@@ -40,6 +40,8 @@ export interface DefenderRateLimiter {
   readonly acquire: Effect.Effect<void>
   /** Holds every caller until `duration` from now has passed (used on a 429 with `Retry-After`). */
   readonly pause: (duration: Duration.DurationInput) => Effect.Effect<void>
+  /** How many callers are waiting for a permit right now (for progress displays). */
+  readonly waiting: Effect.Effect<number>
 }
 
 /**
@@ -156,8 +158,14 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
       }
     })
 
+    let waiters = 0
     // Without limits only a pause can hold a caller, and nothing needs queueing.
-    const acquire = windows.length === 0 ? waitForPermit : lock(waitForPermit)
+    const queued = windows.length === 0 ? waitForPermit : lock(waitForPermit)
+    const acquire = Effect.acquireUseRelease(
+      Effect.sync(() => waiters++),
+      () => queued,
+      () => Effect.sync(() => waiters--)
+    )
 
     const pause = (duration: Duration.DurationInput) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -166,7 +174,8 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
 
     return DefenderRateLimiter.of({
       acquire: Effect.withSpan(acquire, "DefenderRateLimiter.acquire"),
-      pause
+      pause,
+      waiting: Effect.sync(() => waiters)
     })
   })
 
