@@ -345,10 +345,10 @@ export const make = (
       Effect.gen(function*() {
         for (let renewed = false;; renewed = true) {
           // The token first: the permit is taken right before the request goes out, so a
-          // slow token request cannot bunch up calls beyond the rolling window.
+          // slow token request cannot bunch up calls beyond the rolling window; the call
+          // counts in the window from when its answer is in (see DefenderRateLimiter).
           const token = yield* auth.token
-          yield* limiter.acquire
-          const outcome = yield* http.execute(HttpClientRequest.bearerToken(request, token)).pipe(
+          const outcome = yield* limiter.withPermit(http.execute(HttpClientRequest.bearerToken(request, token)).pipe(
             Effect.mapError(transportError(request.method, request.url, attempts)),
             Effect.flatMap((response): Effect.Effect<
               { readonly value: A } | { readonly unauthorized: ApiErrorInfo },
@@ -359,7 +359,7 @@ export const make = (
                 : Effect.map(handle(response), (value) => ({ value }))
             ),
             timed(request.method, request.url, attempts)
-          )
+          ))
           if ("value" in outcome) return outcome.value
           if (renewed || !(yield* auth.invalidate(token))) {
             const description = outcome.unauthorized.apiMessage

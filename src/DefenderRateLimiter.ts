@@ -36,8 +36,12 @@ export interface RateLimit {
  * @since 0.1.0
  */
 export interface DefenderRateLimiter {
-  /** Waits until one call is allowed by every limit (and by any pause), then takes it. */
-  readonly acquire: Effect.Effect<void>
+  /**
+   * Runs `call` once it is allowed by every limit (and by any pause). The call counts
+   * in the windows from the moment it ends — the latest it can have reached the API —
+   * so network delay can never squeeze more than a limit's calls into the API's window.
+   */
+  readonly withPermit: <A, E, R>(call: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   /** Holds every caller until `duration` from now has passed (used on a 429 with `Retry-After`). */
   readonly pause: (duration: Duration.DurationInput) => Effect.Effect<void>
   /** How many callers are waiting for a permit right now (for progress displays). */
@@ -71,6 +75,8 @@ export const DEFAULT_LIMITS: ReadonlyArray<RateLimit> = [
 export interface Options {
   /** The limits that all apply at once; default `DEFAULT_LIMITS`. An empty list means no limit. */
   readonly limits?: ReadonlyArray<RateLimit> | undefined
+  /** Added to every window for extra caution (e.g. against clock drift); default 0. */
+  readonly margin?: Duration.DurationInput | undefined
 }
 
 /**
@@ -115,6 +121,11 @@ const makeFifoLock = () => {
  */
 export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
   Effect.gen(function*() {
+    const margin = options?.margin === undefined ? 0 : Duration.toMillis(Duration.decode(options.margin))
+    // One permit's time in the windows: when it was granted, then when its call ended.
+    interface Stamp {
+      time: number
+    }
     const windows = (options?.limits ?? DEFAULT_LIMITS).map((l) => {
       if (!Number.isInteger(l.limit) || l.limit < 1) {
         throw new RangeError(`rate limit must be a positive integer, got ${l.limit}`)
@@ -123,8 +134,8 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
       if (!(millis > 0) || !Number.isFinite(millis)) {
         throw new RangeError("rate limit window must be a positive, finite duration")
       }
-      // The times of the last `limit` permits, oldest first.
-      return { limit: l.limit, millis, granted: [] as Array<number> }
+      // The stamps of the last `limit` permits, in the order they were granted.
+      return { limit: l.limit, millis: millis + margin, stamps: [] as Array<Stamp> }
     })
     let pausedUntil = 0
     // One waiter at a time: the head of the queue sleeps until its permit is due,
@@ -134,22 +145,28 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
     const waitMillis = (now: number): number => {
       let wait = pausedUntil - now
       for (const w of windows) {
-        if (w.granted.length >= w.limit) {
-          wait = Math.max(wait, w.granted[w.granted.length - w.limit]! + w.millis - now)
+        if (w.stamps.length >= w.limit) {
+          // A new call may start once one of the last `limit` calls has left the window.
+          let oldest = Infinity
+          for (const stamp of w.stamps) oldest = Math.min(oldest, stamp.time)
+          wait = Math.max(wait, oldest + w.millis - now)
         }
       }
       return wait
     }
 
-    const take = (now: number): void => {
+    const take = (now: number): Stamp => {
+      const stamp = { time: now }
       for (const w of windows) {
-        w.granted.push(now)
-        if (w.granted.length > w.limit) w.granted.shift()
+        w.stamps.push(stamp)
+        if (w.stamps.length > w.limit) w.stamps.shift()
       }
+      return stamp
     }
 
-    // Re-checked after every sleep: a 429 may have extended the pause meanwhile.
-    const waitForPermit: Effect.Effect<void> = Effect.gen(function*() {
+    // Re-checked after every sleep: a 429 may have extended the pause, and calls that
+    // ended meanwhile have moved their stamps later.
+    const waitForPermit: Effect.Effect<Stamp> = Effect.gen(function*() {
       while (true) {
         const now = yield* Clock.currentTimeMillis
         const wait = waitMillis(now)
@@ -165,7 +182,16 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
       Effect.sync(() => waiters++),
       () => queued,
       () => Effect.sync(() => waiters--)
-    )
+    ).pipe(Effect.withSpan("DefenderRateLimiter.acquire"))
+
+    const withPermit = <A, E, R>(call: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      Effect.flatMap(acquire, (stamp) =>
+        Effect.ensuring(
+          call,
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            stamp.time = Math.max(stamp.time, now)
+          })
+        ))
 
     const pause = (duration: Duration.DurationInput) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
@@ -173,7 +199,7 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
       })
 
     return DefenderRateLimiter.of({
-      acquire: Effect.withSpan(acquire, "DefenderRateLimiter.acquire"),
+      withPermit,
       pause,
       waiting: Effect.sync(() => waiters)
     })

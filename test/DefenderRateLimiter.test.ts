@@ -6,7 +6,7 @@ import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 const forkCallers = (limiter: DefenderRateLimiter.DefenderRateLimiter, n: number, times: Array<number>) =>
   Effect.forEach(
     Array.from({ length: n }),
-    () => limiter.acquire.pipe(Effect.zipRight(Clock.currentTimeMillis), Effect.map((t) => times.push(t))),
+    () => limiter.withPermit(Clock.currentTimeMillis).pipe(Effect.map((t) => times.push(t))),
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.fork)
 
@@ -91,13 +91,41 @@ describe("DefenderRateLimiter", () => {
       const order: Array<number> = []
       const fibers: Array<Fiber.RuntimeFiber<void>> = []
       for (let i = 0; i < 6; i++) {
-        fibers.push(yield* Effect.fork(Effect.map(limiter.acquire, () => void order.push(i))))
+        fibers.push(yield* Effect.fork(limiter.withPermit(Effect.sync(() => void order.push(i)))))
         // Newcomers keep arriving while the queue is served.
         yield* TestClock.adjust("300 millis")
       }
       yield* TestClock.adjust("10 seconds")
       yield* Fiber.joinAll(fibers)
       expect(order).toEqual([0, 1, 2, 3, 4, 5])
+    }))
+
+  it.effect("a call counts in the window from when it ends, so its latency cannot squeeze the window", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 2, window: "10 seconds" }] })
+      const starts: Array<number> = []
+      const call = (latency: Duration.DurationInput) =>
+        limiter.withPermit(
+          Clock.currentTimeMillis.pipe(Effect.tap((t) => starts.push(t)), Effect.zipRight(Effect.sleep(latency)))
+        )
+      // Both first calls take 3 s to come back (they may reach the API as late as that):
+      // the third may only start 10 s after the earlier of them ended.
+      const fiber = yield* Effect.fork(
+        Effect.all([call("3 seconds"), call("4 seconds"), call("0 millis")], { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("20 seconds")
+      yield* Fiber.join(fiber)
+      expect(starts).toEqual([0, 0, 13_000])
+    }))
+
+  it.effect("an optional margin widens every window", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "1 second" }], margin: "250 millis" })
+      const times: Array<number> = []
+      const fiber = yield* forkCallers(limiter, 2, times)
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      expect(times).toEqual([0, 1250])
     }))
 
   it.effect("a shorter pause never shortens a longer one", () =>
@@ -115,8 +143,8 @@ describe("DefenderRateLimiter", () => {
   it.effect("an interrupted waiter takes no permit", () =>
     Effect.gen(function*() {
       const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "10 seconds" }] })
-      yield* limiter.acquire
-      const waiting = yield* Effect.fork(limiter.acquire)
+      yield* limiter.withPermit(Effect.void)
+      const waiting = yield* Effect.fork(limiter.withPermit(Effect.void))
       yield* TestClock.adjust("1 second")
       yield* Fiber.interrupt(waiting)
       yield* TestClock.adjust("9 seconds")
