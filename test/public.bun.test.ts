@@ -1,0 +1,266 @@
+/**
+ * The public API (`../mod.ts`) on Bun: the same programs the Node suite
+ * covers, over an in-process fake `HttpClient`, plus `examples/failed.bun.ts`
+ * run as a real process against a loopback server.
+ *
+ *   bun test ./test/public.bun.test.ts
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
+import { DefenderAuth, DefenderClient, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
+
+const ACTION_ID = "988cc94e-7a8f-4b28-ab65-54970c5d5018"
+const API = "https://api.security.microsoft.com"
+const BLOB_HOST = "mdestore.blob.core.windows.net"
+const TOKEN = "bun-suite-token-9c2b7d"
+const SIG = "bunSuiteSig0123456789abcXYZ%3D"
+
+/** The seed page's example, verbatim: a raw newline inside script_output and escaped NULs. */
+const SEED = `{
+    "script_name": "minidump.ps1",
+    "exit_code": 0,
+    "script_output": "Transcript started, output file is C:\\\\ProgramData\\\\Microsoft\\\\Windows Defender Advanced Threat Protection\\\\Temp\\\\PSScriptOutputs\\\\PSScript_Transcript_{TRANSCRIPT_ID}.txt
+C:\\\\windows\\\\TEMP\\\\OfficeClickToRun.dmp.zip\\n51 MB\\n\\u0000\\u0000\\u0000",
+    "script_error":""
+}`
+const SEED_OUTPUT =
+  "Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_{TRANSCRIPT_ID}.txt\n" +
+  "C:\\windows\\TEMP\\OfficeClickToRun.dmp.zip\n51 MB\n"
+
+const blobUrl = (name: string, host: string = BLOB_HOST): string =>
+  `https://${host}/investigation-actions-data/ID/CustomPlaybookCommandOutput/${name}?se=2021-02-04T16%3A13%3A50Z&sp=r&sv=2019-07-07&sr=b&sig=${SIG}`
+
+interface Sent {
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * The fake Defender API and blob storage as an `HttpClient` (no sockets), recording every
+ * request. The project's simulator replaces this one function.
+ */
+const fakeDefender = (): { readonly client: HttpClient.HttpClient; readonly sent: Array<Sent> } => {
+  const sent: Array<Sent> = []
+  const json = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } })
+  const links: Record<string, string> = {
+    [ACTION_ID]: blobUrl("transcript"),
+    "not-json": blobUrl("not-json"),
+    "elsewhere": blobUrl("transcript", "evil.example.com")
+  }
+  const answer = (url: URL): Response => {
+    const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=0\)$/.exec(url.pathname)
+    if (url.origin === API && link !== null) {
+      const id = decodeURIComponent(link[1]!)
+      if (id === "forbidden") return json(403, { error: { code: "Forbidden", message: "Missing permission" } })
+      const value = links[id]
+      return value === undefined
+        ? json(404, { error: { code: "ResourceNotFound", message: "Machine action not found", target: "req-1" } })
+        : json(200, { "@odata.context": `${API}/api/$metadata#Edm.String`, value })
+    }
+    if (url.host === BLOB_HOST && url.pathname.endsWith("/transcript")) return new Response(SEED)
+    if (url.host === BLOB_HOST && url.pathname.endsWith("/not-json")) return new Response("<html>maintenance</html>")
+    return new Response("unexpected request", { status: 400 })
+  }
+  const client = HttpClient.make((request, url) => {
+    sent.push({ url, headers: { ...request.headers } })
+    return Effect.succeed(HttpClientResponse.fromWeb(request, answer(url)))
+  })
+  return { client, sent }
+}
+
+/** The public stack over an `HttpClient`; no retries, so nothing here ever waits. */
+const clientLayer = (client: HttpClient.HttpClient): Layer.Layer<DefenderClient.DefenderClient> =>
+  DefenderClient.layer({ retry: Schedule.stop }).pipe(
+    Layer.provide(Layer.merge(DefenderAuth.layerToken(Redacted.make(TOKEN)), DefenderRateLimiter.layer())),
+    Layer.provide(Layer.succeed(HttpClient.HttpClient, client))
+  )
+
+const run = <A, E>(
+  client: HttpClient.HttpClient,
+  program: Effect.Effect<A, E, DefenderClient.DefenderClient>
+): Promise<A> => Effect.runPromise(Effect.provide(program, clientLayer(client)))
+
+const ref = (machineActionId: string) => ({ machineActionId, index: 0 })
+
+const expectNoSecret = (value: unknown) => {
+  const text = `${JSON.stringify(value)} ${String(value)} ${(value as { message?: string }).message ?? ""}`
+  expect(text).not.toContain(SIG)
+  expect(text).not.toContain(TOKEN)
+}
+
+describe("LiveResponse on Bun", () => {
+  test("getTranscript decodes the seed transcript (raw newline, NULs)", async () => {
+    const fake = fakeDefender()
+    const transcript = await run(fake.client, LiveResponse.getTranscript(ref(ACTION_ID)))
+    expect({ ...transcript }).toEqual({ scriptName: "minidump.ps1", exitCode: 0, output: SEED_OUTPUT, error: "" })
+    expect(fake.sent.map((r) => r.url.host)).toEqual(["api.security.microsoft.com", BLOB_HOST])
+  })
+
+  test("the token goes to the API only: no Authorization header reaches the blob host", async () => {
+    const fake = fakeDefender()
+    await run(fake.client, LiveResponse.getTranscript(ref(ACTION_ID)))
+    const [api, blob] = fake.sent
+    expect(api!.headers["authorization"]).toBe(`Bearer ${TOKEN}`)
+    expect(blob!.url.host).toBe(BLOB_HOST)
+    expect(blob!.url.searchParams.get("sig")).toBe(decodeURIComponent(SIG))
+    expect(Object.keys(blob!.headers).filter((name) => name.toLowerCase() === "authorization")).toEqual([])
+  })
+
+  test("getResultLink returns the link redacted, with its expiry", async () => {
+    const fake = fakeDefender()
+    const link = await run(fake.client, LiveResponse.getResultLink(ref(ACTION_ID)))
+    expect(Redacted.value(link.url)).toBe(blobUrl("transcript"))
+    expect(String(link.url)).not.toContain(SIG)
+    expect(link.expiresAt?.toISOString()).toBe("2021-02-04T16:13:50.000Z")
+    expect(fake.sent).toHaveLength(1)
+  })
+
+  test("downloadResult streams the raw bytes", async () => {
+    const fake = fakeDefender()
+    const chunks = await run(fake.client, Stream.runCollect(LiveResponse.downloadResult(ref(ACTION_ID))))
+    const bytes = new Uint8Array(Chunk.toReadonlyArray(chunks).flatMap((chunk) => [...chunk]))
+    expect(new TextDecoder().decode(bytes)).toBe(SEED)
+  })
+
+  test("Transcript.decode reads text and bytes (with a BOM), and fails typed", async () => {
+    expect((await Effect.runPromise(Transcript.decode(SEED))).output).toBe(SEED_OUTPUT)
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(SEED)])
+    expect((await Effect.runPromise(Transcript.decode(bytes))).scriptName).toBe("minidump.ps1")
+    const error = await Effect.runPromise(Effect.flip(Transcript.decode("[1, 2]")))
+    expect(error._tag).toBe("TranscriptDecodeError")
+    expect(error.reason).toBe("NotAnObject")
+  })
+
+  test("typed errors: NotFound, PermissionDenied", async () => {
+    const fake = fakeDefender()
+    const missing = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("unknown-action"))))
+    expect(missing).toMatchObject({ _tag: "NotFound", code: "ResourceNotFound", target: "req-1" })
+    const forbidden = await run(fake.client, Effect.flip(LiveResponse.getResultLink(ref("forbidden"))))
+    expect(forbidden._tag).toBe("PermissionDenied")
+    expect(fake.sent.filter((r) => r.url.host === BLOB_HOST)).toEqual([])
+    expectNoSecret(missing)
+    expectNoSecret(forbidden)
+  })
+
+  test("typed errors: InvalidArgument before any request", async () => {
+    const fake = fakeDefender()
+    const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript({ machineActionId: ACTION_ID, index: -1 })))
+    expect(error).toMatchObject({ _tag: "InvalidArgument", argument: "index" })
+    expect(fake.sent).toHaveLength(0)
+  })
+
+  test("typed errors: DownloadRefused for a host off the allow-list, which is never contacted", async () => {
+    const fake = fakeDefender()
+    const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("elsewhere"))))
+    expect(error).toMatchObject({ _tag: "DownloadRefused", reason: "HostNotAllowed", host: "evil.example.com" })
+    expect(fake.sent.filter((r) => r.url.host === "evil.example.com")).toEqual([])
+    expectNoSecret(error)
+  })
+
+  test("typed errors: TranscriptDecodeError for a blob that is not a transcript", async () => {
+    const fake = fakeDefender()
+    const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("not-json"))))
+    expect(error._tag).toBe("TranscriptDecodeError")
+    expectNoSecret(error)
+  })
+})
+
+// ---------------------------------------------------------------------------
+// examples/failed.bun.ts, as a process against a loopback server
+// ---------------------------------------------------------------------------
+
+/** What the loopback server holds: a transcript per action id, or a 404 when absent. */
+const TRANSCRIPTS: Record<string, string> = {
+  "ok-1": SEED,
+  "ok-2": `{"name": "quick.ps1", "exit_code": "0", "script_output": "fine", "script_errors": ""}`,
+  "exit-3": `{"script_name": "collect.ps1", "exit_code": 3, "script_output": "", "script_error": "Access denied\u0000"}`,
+  "garbage": "<html>maintenance</html>"
+}
+
+describe("examples/failed.bun.ts", () => {
+  const blobAuthorizations: Array<string | null> = []
+  let server: ReturnType<typeof Bun.serve> | undefined
+  let base = ""
+
+  beforeAll(() => {
+    server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) => {
+        const url = new URL(request.url)
+        const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=0\)$/.exec(url.pathname)
+        if (link !== null) {
+          if (request.headers.get("authorization") !== `Bearer ${TOKEN}`) return new Response(null, { status: 401 })
+          const id = decodeURIComponent(link[1]!)
+          if (TRANSCRIPTS[id] === undefined) {
+            return Response.json({ error: { code: "ResourceNotFound", message: "Machine action not found" } }, { status: 404 })
+          }
+          return Response.json({ value: `${base}/blob/${id}?se=2099-01-01T00%3A00%3A00Z&sp=r&sr=b&sig=${SIG}` })
+        }
+        if (url.pathname.startsWith("/blob/")) {
+          blobAuthorizations.push(request.headers.get("authorization"))
+          const transcript = TRANSCRIPTS[url.pathname.slice("/blob/".length)]
+          if (transcript !== undefined && url.searchParams.get("sig") === decodeURIComponent(SIG)) {
+            return new Response(transcript)
+          }
+        }
+        return new Response("unexpected request", { status: 400 })
+      }
+    })
+    base = `http://127.0.0.1:${server.port}`
+  })
+
+  afterAll(async () => {
+    await server?.stop(true)
+  })
+
+  const runExample = async (args: ReadonlyArray<string>, stdin?: string) => {
+    const child = Bun.spawn([process.execPath, "examples/failed.bun.ts", ...args], {
+      cwd: new URL("..", import.meta.url).pathname,
+      env: {
+        PATH: process.env.PATH ?? "",
+        HOME: process.env.HOME ?? "",
+        NO_COLOR: "1",
+        MDE_TOKEN: TOKEN,
+        MDE_API_URL: base,
+        MDE_DOWNLOAD_HOSTS: "127.0.0.1"
+      },
+      stdin: stdin === undefined ? "ignore" : new TextEncoder().encode(stdin),
+      stdout: "pipe",
+      stderr: "pipe"
+    })
+    const [out, err, code] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited
+    ])
+    const lines = out.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
+    lines.sort((a, b) => a.machineActionId.localeCompare(b.machineActionId))
+    return { code, out, err, lines }
+  }
+
+  test("prints the failed actions as JSON lines", async () => {
+    blobAuthorizations.length = 0
+    const { code, err, lines, out } = await runExample(["ok-1", "exit-3", "missing", "ok-2", "garbage"])
+    expect(err).toBe("")
+    expect(code).toBe(1)
+    expect(lines.map((line) => [line.machineActionId, line.exitCode ?? line.error._tag])).toEqual([
+      ["exit-3", 3],
+      ["garbage", "TranscriptDecodeError"],
+      ["missing", "NotFound"]
+    ])
+    expect(lines[0]).toEqual({ machineActionId: "exit-3", index: 0, scriptName: "collect.ps1", exitCode: 3, stderr: "Access denied" })
+    expect(out).not.toContain(SIG)
+    expect(out).not.toContain(TOKEN)
+    expect(blobAuthorizations).toEqual([null, null, null, null])
+  }, 30_000)
+
+  test("reads the ids from stdin, and prints nothing when none failed", async () => {
+    const { code, err, out } = await runExample([], "ok-1\nok-2\n")
+    expect(err).toBe("")
+    expect(out).toBe("")
+    expect(code).toBe(0)
+  }, 30_000)
+})

@@ -1,0 +1,276 @@
+/**
+ * The public API (`../mod.ts`) on Deno: the same programs the Node suite
+ * covers, over an in-process fake `HttpClient`, plus `examples/failed.deno.ts`
+ * run as a real process against a loopback server.
+ *
+ *   deno test -A test/public.deno.test.ts
+ */
+import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
+import assert from "node:assert/strict"
+import { DefenderAuth, DefenderClient, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
+
+const ACTION_ID = "988cc94e-7a8f-4b28-ab65-54970c5d5018"
+const API = "https://api.security.microsoft.com"
+const BLOB_HOST = "mdestore.blob.core.windows.net"
+const TOKEN = "deno-suite-token-5e1f0a"
+const SIG = "denoSuiteSig0123456789abcXYZ%3D"
+
+/** The seed page's example, verbatim: a raw newline inside script_output and escaped NULs. */
+const SEED = `{
+    "script_name": "minidump.ps1",
+    "exit_code": 0,
+    "script_output": "Transcript started, output file is C:\\\\ProgramData\\\\Microsoft\\\\Windows Defender Advanced Threat Protection\\\\Temp\\\\PSScriptOutputs\\\\PSScript_Transcript_{TRANSCRIPT_ID}.txt
+C:\\\\windows\\\\TEMP\\\\OfficeClickToRun.dmp.zip\\n51 MB\\n\\u0000\\u0000\\u0000",
+    "script_error":""
+}`
+const SEED_OUTPUT =
+  "Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_{TRANSCRIPT_ID}.txt\n" +
+  "C:\\windows\\TEMP\\OfficeClickToRun.dmp.zip\n51 MB\n"
+
+const blobUrl = (name: string, host: string = BLOB_HOST): string =>
+  `https://${host}/investigation-actions-data/ID/CustomPlaybookCommandOutput/${name}?se=2021-02-04T16%3A13%3A50Z&sp=r&sv=2019-07-07&sr=b&sig=${SIG}`
+
+interface Sent {
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * The fake Defender API and blob storage as an `HttpClient` (no sockets), recording every
+ * request. The project's simulator replaces this one function.
+ */
+const fakeDefender = (): { readonly client: HttpClient.HttpClient; readonly sent: Array<Sent> } => {
+  const sent: Array<Sent> = []
+  const json = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } })
+  const links: Record<string, string> = {
+    [ACTION_ID]: blobUrl("transcript"),
+    "not-json": blobUrl("not-json"),
+    "elsewhere": blobUrl("transcript", "evil.example.com")
+  }
+  const answer = (url: URL): Response => {
+    const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=0\)$/.exec(url.pathname)
+    if (url.origin === API && link !== null) {
+      const id = decodeURIComponent(link[1]!)
+      if (id === "forbidden") return json(403, { error: { code: "Forbidden", message: "Missing permission" } })
+      const value = links[id]
+      return value === undefined
+        ? json(404, { error: { code: "ResourceNotFound", message: "Machine action not found", target: "req-1" } })
+        : json(200, { "@odata.context": `${API}/api/$metadata#Edm.String`, value })
+    }
+    if (url.host === BLOB_HOST && url.pathname.endsWith("/transcript")) return new Response(SEED)
+    if (url.host === BLOB_HOST && url.pathname.endsWith("/not-json")) return new Response("<html>maintenance</html>")
+    return new Response("unexpected request", { status: 400 })
+  }
+  const client = HttpClient.make((request, url) => {
+    sent.push({ url, headers: { ...request.headers } })
+    return Effect.succeed(HttpClientResponse.fromWeb(request, answer(url)))
+  })
+  return { client, sent }
+}
+
+/** The public stack over an `HttpClient`; no retries, so nothing here ever waits. */
+const clientLayer = (client: HttpClient.HttpClient): Layer.Layer<DefenderClient.DefenderClient> =>
+  DefenderClient.layer({ retry: Schedule.stop }).pipe(
+    Layer.provide(Layer.merge(DefenderAuth.layerToken(Redacted.make(TOKEN)), DefenderRateLimiter.layer())),
+    Layer.provide(Layer.succeed(HttpClient.HttpClient, client))
+  )
+
+const run = <A, E>(
+  client: HttpClient.HttpClient,
+  program: Effect.Effect<A, E, DefenderClient.DefenderClient>
+): Promise<A> => Effect.runPromise(Effect.provide(program, clientLayer(client)))
+
+const ref = (machineActionId: string) => ({ machineActionId, index: 0 })
+
+const assertNoSecret = (value: unknown) => {
+  const text = `${JSON.stringify(value)} ${String(value)} ${(value as { message?: string }).message ?? ""}`
+  assert.ok(!text.includes(SIG), `a signature leaked: ${text}`)
+  assert.ok(!text.includes(TOKEN), `the token leaked: ${text}`)
+}
+
+Deno.test("getTranscript decodes the seed transcript (raw newline, NULs)", async () => {
+  const fake = fakeDefender()
+  const transcript = await run(fake.client, LiveResponse.getTranscript(ref(ACTION_ID)))
+  assert.deepEqual({ ...transcript }, { scriptName: "minidump.ps1", exitCode: 0, output: SEED_OUTPUT, error: "" })
+  assert.deepEqual(fake.sent.map((r) => r.url.host), ["api.security.microsoft.com", BLOB_HOST])
+})
+
+Deno.test("the token goes to the API only: no Authorization header reaches the blob host", async () => {
+  const fake = fakeDefender()
+  await run(fake.client, LiveResponse.getTranscript(ref(ACTION_ID)))
+  const [api, blob] = fake.sent
+  assert.equal(api!.headers["authorization"], `Bearer ${TOKEN}`)
+  assert.equal(blob!.url.host, BLOB_HOST)
+  assert.equal(blob!.url.searchParams.get("sig"), decodeURIComponent(SIG))
+  assert.deepEqual(Object.keys(blob!.headers).filter((name) => name.toLowerCase() === "authorization"), [])
+})
+
+Deno.test("getResultLink returns the link redacted, with its expiry", async () => {
+  const fake = fakeDefender()
+  const link = await run(fake.client, LiveResponse.getResultLink(ref(ACTION_ID)))
+  assert.equal(Redacted.value(link.url), blobUrl("transcript"))
+  assert.ok(!String(link.url).includes(SIG))
+  assert.equal(link.expiresAt?.toISOString(), "2021-02-04T16:13:50.000Z")
+  assert.equal(fake.sent.length, 1)
+})
+
+Deno.test("downloadResult streams the raw bytes", async () => {
+  const fake = fakeDefender()
+  const chunks = await run(fake.client, Stream.runCollect(LiveResponse.downloadResult(ref(ACTION_ID))))
+  const bytes = new Uint8Array(Chunk.toReadonlyArray(chunks).flatMap((chunk) => [...chunk]))
+  assert.equal(new TextDecoder().decode(bytes), SEED)
+})
+
+Deno.test("Transcript.decode reads text and bytes (with a BOM), and fails typed", async () => {
+  const fromText = await Effect.runPromise(Transcript.decode(SEED))
+  assert.equal(fromText.output, SEED_OUTPUT)
+  const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(SEED)])
+  assert.equal((await Effect.runPromise(Transcript.decode(bytes))).scriptName, "minidump.ps1")
+  const error = await Effect.runPromise(Effect.flip(Transcript.decode("[1, 2]")))
+  assert.equal(error._tag, "TranscriptDecodeError")
+  assert.equal(error.reason, "NotAnObject")
+})
+
+Deno.test("typed errors: NotFound, PermissionDenied", async () => {
+  const fake = fakeDefender()
+  const missing = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("unknown-action"))))
+  assert.equal(missing._tag, "NotFound")
+  assert.ok(missing._tag === "NotFound" && missing.code === "ResourceNotFound" && missing.target === "req-1")
+  const forbidden = await run(fake.client, Effect.flip(LiveResponse.getResultLink(ref("forbidden"))))
+  assert.equal(forbidden._tag, "PermissionDenied")
+  assert.ok(fake.sent.every((r) => r.url.host !== BLOB_HOST))
+  assertNoSecret(missing)
+  assertNoSecret(forbidden)
+})
+
+Deno.test("typed errors: InvalidArgument before any request", async () => {
+  const fake = fakeDefender()
+  const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript({ machineActionId: ACTION_ID, index: -1 })))
+  assert.equal(error._tag, "InvalidArgument")
+  assert.ok(error._tag === "InvalidArgument" && error.argument === "index")
+  assert.equal(fake.sent.length, 0)
+})
+
+Deno.test("typed errors: DownloadRefused for a host off the allow-list, which is never contacted", async () => {
+  const fake = fakeDefender()
+  const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("elsewhere"))))
+  assert.equal(error._tag, "DownloadRefused")
+  assert.ok(error._tag === "DownloadRefused" && error.reason === "HostNotAllowed" && error.host === "evil.example.com")
+  assert.ok(fake.sent.every((r) => r.url.host !== "evil.example.com"))
+  assertNoSecret(error)
+})
+
+Deno.test("typed errors: TranscriptDecodeError for a blob that is not a transcript", async () => {
+  const fake = fakeDefender()
+  const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("not-json"))))
+  assert.equal(error._tag, "TranscriptDecodeError")
+  assertNoSecret(error)
+})
+
+// ---------------------------------------------------------------------------
+// examples/failed.deno.ts, as a process against a loopback server
+// ---------------------------------------------------------------------------
+
+/** What the loopback server holds: a transcript per action id, or a 404 when absent. */
+const TRANSCRIPTS: Record<string, string> = {
+  "ok-1": SEED,
+  "ok-2": `{"name": "quick.ps1", "exit_code": "0", "script_output": "fine", "script_errors": ""}`,
+  "exit-3": `{"script_name": "collect.ps1", "exit_code": 3, "script_output": "", "script_error": "Access denied\u0000"}`,
+  "garbage": "<html>maintenance</html>"
+}
+
+const withLoopback = async (
+  body: (base: string, blobAuthorizations: Array<string | null>) => Promise<void>
+): Promise<void> => {
+  const blobAuthorizations: Array<string | null> = []
+  let base = ""
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (request) => {
+    const url = new URL(request.url)
+    const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=0\)$/.exec(url.pathname)
+    if (link !== null) {
+      if (request.headers.get("authorization") !== `Bearer ${TOKEN}`) return new Response(null, { status: 401 })
+      const id = decodeURIComponent(link[1]!)
+      if (TRANSCRIPTS[id] === undefined) {
+        return Response.json({ error: { code: "ResourceNotFound", message: "Machine action not found" } }, { status: 404 })
+      }
+      return Response.json({ value: `${base}/blob/${id}?se=2099-01-01T00%3A00%3A00Z&sp=r&sr=b&sig=${SIG}` })
+    }
+    if (url.pathname.startsWith("/blob/")) {
+      blobAuthorizations.push(request.headers.get("authorization"))
+      const transcript = TRANSCRIPTS[url.pathname.slice("/blob/".length)]
+      if (transcript !== undefined && url.searchParams.get("sig") === decodeURIComponent(SIG)) return new Response(transcript)
+    }
+    return new Response("unexpected request", { status: 400 })
+  })
+  base = `http://127.0.0.1:${server.addr.port}`
+  try {
+    await body(base, blobAuthorizations)
+  } finally {
+    await server.shutdown()
+  }
+}
+
+const runExample = async (base: string, args: ReadonlyArray<string>, stdin?: string) => {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-env", "--allow-read", "--allow-net=127.0.0.1", "examples/failed.deno.ts", ...args],
+    cwd: new URL("..", import.meta.url),
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      ...(Deno.env.get("DENO_DIR") === undefined ? {} : { DENO_DIR: Deno.env.get("DENO_DIR")! }),
+      NO_COLOR: "1",
+      MDE_TOKEN: TOKEN,
+      MDE_API_URL: base,
+      MDE_DOWNLOAD_HOSTS: "127.0.0.1"
+    },
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped"
+  })
+  const child = command.spawn()
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter()
+    await writer.write(new TextEncoder().encode(stdin))
+    await writer.close()
+  }
+  const { code, stdout, stderr } = await child.output()
+  const out = new TextDecoder().decode(stdout)
+  const lines = out.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line))
+  lines.sort((a, b) => a.machineActionId.localeCompare(b.machineActionId))
+  return { code, out, err: new TextDecoder().decode(stderr), lines }
+}
+
+Deno.test("examples/failed.deno.ts prints the failed actions as JSON lines", async () => {
+  await withLoopback(async (base, blobAuthorizations) => {
+    const { code, err, lines, out } = await runExample(base, ["ok-1", "exit-3", "missing", "ok-2", "garbage"])
+    assert.equal(err, "")
+    assert.equal(code, 1)
+    assert.deepEqual(lines.map((line) => [line.machineActionId, line.exitCode ?? line.error._tag]), [
+      ["exit-3", 3],
+      ["garbage", "TranscriptDecodeError"],
+      ["missing", "NotFound"]
+    ])
+    assert.deepEqual(lines[0], {
+      machineActionId: "exit-3",
+      index: 0,
+      scriptName: "collect.ps1",
+      exitCode: 3,
+      stderr: "Access denied"
+    })
+    assert.ok(!out.includes(SIG) && !out.includes(TOKEN))
+    assert.equal(blobAuthorizations.length, 4)
+    assert.ok(blobAuthorizations.every((authorization) => authorization === null))
+  })
+})
+
+Deno.test("examples/failed.deno.ts reads the ids from stdin, and prints nothing when none failed", async () => {
+  await withLoopback(async (base) => {
+    const { code, err, out } = await runExample(base, [], "ok-1\nok-2\n")
+    assert.equal(err, "")
+    assert.equal(out, "")
+    assert.equal(code, 0)
+  })
+})
