@@ -20,8 +20,8 @@ const expected = [
   "package.json",
   "README.md",
   "LICENSE",
-  ...Object.values(pkg.exports["."]).map((path) => path.replace(/^\.\//, "")),
-  ...["mod.ts", ...sources("src")].flatMap((source) => {
+  ...Object.values(pkg.exports).flatMap((entry) => Object.values(entry)).map((path) => path.replace(/^\.\//, "")),
+  ...["mod.ts", "testing.ts", ...sources("src")].flatMap((source) => {
     const base = `dist/${source.replace(/\\/g, "/").replace(/\.ts$/, "")}`
     return [`${base}.js`, `${base}.d.ts`]
   })
