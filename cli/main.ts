@@ -8,8 +8,13 @@ import { FetchHttpClient, FileSystem } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, ConfigError, Console, Effect, Layer, Option, Redacted, Stream } from "effect"
+import * as DefenderAuth from "../src/DefenderAuth.ts"
+import * as DefenderClient from "../src/DefenderClient.ts"
 import type { DefenderError } from "../src/DefenderError.ts"
+import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
+import { batch, type OutputError, simulate } from "./batch.ts"
+import { demo, layerSimulated } from "./demo.ts"
 
 /** One exit code per kind of failure; the README's error table lists them. */
 export const EXIT_CODES = {
@@ -25,6 +30,7 @@ export const EXIT_CODES = {
   HttpError: 11,
   InvalidArgument: 2,
   FileError: 12,
+  OutputError: 12,
   Unexpected: 1
 } as const
 
@@ -38,7 +44,7 @@ const index = Options.integer("index").pipe(
   Options.withDefault(0),
   Options.withDescription("the command's index in the machine action (default 0)")
 )
-const ref = { action, index }
+const ref = { action, index, simulate }
 
 const transcript = Command.make(
   "transcript",
@@ -91,15 +97,30 @@ const download = Command.make(
     })
 ).pipe(Command.withDescription("stream a command's raw result (e.g. a GetFile file) to a file"))
 
-// Provided per command, so `--help` and usage errors need no configuration.
-const Live = LiveResponse.layerConfig().pipe(Layer.provide(FetchHttpClient.layer))
+// Provided per command, so `--help` and usage errors need no configuration. The same
+// stack as `LiveResponse.layerConfig()`, with the rate limiter also exposed (batch's
+// progress line shows how many callers wait for quota); one limiter, one budget.
+const Live = DefenderClient.layerConfig().pipe(
+  Layer.provide(DefenderAuth.layerConfig()),
+  Layer.provideMerge(DefenderRateLimiter.layerConfig()),
+  Layer.provide(FetchHttpClient.layer)
+)
+
+// `--simulate` swaps the configured tenant for an in-process simulator.
+const stack = (args: { readonly simulate: boolean }) => (args.simulate ? layerSimulated : Live)
+
+const demoCommand = Command.make("demo", {}, () => demo).pipe(
+  Command.withDescription("start a simulated Defender tenant on 127.0.0.1 and run the library against it (npm start)")
+)
 
 const root = Command.make("mde-live-response").pipe(
   Command.withDescription("Microsoft Defender for Endpoint live response results"),
   Command.withSubcommands([
-    Command.provide(transcript, Live),
-    Command.provide(link, Live),
-    Command.provide(download, Live)
+    demoCommand,
+    Command.provide(transcript, stack),
+    Command.provide(link, stack),
+    Command.provide(download, stack),
+    Command.provide(batch, stack)
   ])
 )
 
@@ -114,7 +135,7 @@ const fail = (code: number, line: string) =>
   })
 
 const main = run(process.argv).pipe(
-  Effect.catchAll((error: DefenderError | FileError | ConfigError.ConfigError | ValidationError.ValidationError) => {
+  Effect.catchAll((error: DefenderError | FileError | OutputError | ConfigError.ConfigError | ValidationError.ValidationError) => {
     if (ValidationError.isValidationError(error)) {
       // @effect/cli has already printed the usage problem.
       return Effect.sync(() => {

@@ -2,18 +2,22 @@
  * The CLI as a black box: a real process against a real HTTP server on
  * 127.0.0.1 that plays the Defender API and the blob storage.
  */
-import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
+import { Chunk, Effect, Option, Stream } from "effect"
 import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { formatDuration, MAX_LINE_BYTES, parseLine, splitLines, statusLine } from "../cli/batch.ts"
 import { CANARY_SIG, CANARY_TOKEN, SEED_TRANSCRIPT } from "./utils/fake.ts"
 
 const FILE_BYTES = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 256))
 let server: Server
 let base = ""
+/** The link requests the server has answered (reset before each test), with their arrival times. */
+let linkHits: Array<{ readonly action: string; readonly index: number; readonly at: number }> = []
 
 const blobs: Record<string, () => { status: number; body: string | Buffer; headers?: Record<string, string> }> = {
   "ok-0": () => ({ status: 200, body: SEED_TRANSCRIPT }),
@@ -30,6 +34,7 @@ beforeAll(async () => {
     const url = new URL(req.url ?? "/", base)
     const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(url.pathname)
     if (link !== null) {
+      linkHits.push({ action: link[1]!, index: Number(link[2]), at: performance.now() })
       if (req.headers.authorization !== `Bearer ${CANARY_TOKEN}`) {
         res.writeHead(401).end()
         return
@@ -40,12 +45,18 @@ beforeAll(async () => {
         )
         return
       }
-      res.writeHead(200, { "content-type": "application/json" }).end(
-        JSON.stringify({ value: `${base}/blob/${link[1]}-${link[2]}?se=2031-01-01T00%3A00%3A00Z&sp=r&sig=${CANARY_SIG}` })
-      )
+      const answer = () =>
+        res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify({ value: `${base}/blob/${link[1]}-${link[2]}?se=2031-01-01T00%3A00%3A00Z&sp=r&sig=${CANARY_SIG}` })
+        )
+      // "slow" answers late, so a batch's completion order differs from its input order.
+      if (link[1] === "slow") setTimeout(answer, 1500)
+      else answer()
       return
     }
-    const blob = blobs[url.pathname.replace("/blob/", "")]
+    const name = url.pathname.replace("/blob/", "")
+    // Every command index of "ok" and "slow" holds the seed transcript.
+    const blob = blobs[name] ?? (/^(ok|slow)-\d+$/.test(name) ? blobs["ok-0"] : undefined)
     if (url.pathname.startsWith("/blob/") && blob !== undefined && req.headers.authorization === undefined) {
       const answer = blob()
       res.writeHead(answer.status, answer.headers).end(answer.body)
@@ -59,15 +70,24 @@ beforeAll(async () => {
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
 
+beforeEach(() => {
+  linkHits = []
+})
+
 interface Run {
   readonly code: number
   readonly stdout: string
   readonly stderr: string
 }
 
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, script = "cli/main.ts"): Promise<Run> =>
+const cli = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  script = "cli/main.ts",
+  input?: string
+): Promise<Run> =>
   new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       ["--import", "tsx", script, ...args],
       {
@@ -89,7 +109,29 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, scri
           stderr: stderr.toString("utf8")
         })
     )
+    if (input !== undefined) {
+      // The child may exit before reading everything (a usage error): that is not the test's failure.
+      child.stdin?.on("error", () => {})
+      child.stdin?.end(input)
+    }
   })
+
+/** `batch [args]` with `input` on stdin. */
+const batch = (input: string, args: ReadonlyArray<string> = [], env: Record<string, string> = {}) =>
+  cli(["batch", ...args], env, "cli/main.ts", input)
+
+/** Parses batch output: one JSON object per line, each with a distinct `line`. */
+const answers = (run: Run): Map<number, any> => {
+  expect(run.stdout.endsWith("\n")).toBe(true)
+  const byLine = new Map<number, any>()
+  for (const text of run.stdout.slice(0, -1).split("\n")) {
+    const answer = JSON.parse(text)
+    expect(typeof answer.line).toBe("number")
+    expect(byLine.has(answer.line)).toBe(false)
+    byLine.set(answer.line, answer)
+  }
+  return byLine
+}
 
 const expectOneErrorLine = (run: Run, tag: string) => {
   const lines = run.stderr.trim().split("\n")
@@ -185,5 +227,183 @@ describe("cli", { timeout: 60_000 }, () => {
     expect(lines).toHaveLength(2)
     expect(lines[0]).toMatch(/^missing: failed, NotFound: /)
     expect(lines[1]).toBe("ok: minidump.ps1 exited with 0")
+  })
+
+  it("batch answers every non-blank line exactly once, in completion order, failures included", async () => {
+    const input = [
+      `{"action":"slow","index":3}`, // 1: answered last (the server is slow)
+      `{"action":"ok"}`, // 2: index defaults to 0
+      `{"action":"missing","index":0}`, // 3: NotFound
+      `not json`, // 4
+      ``, // 5: blank, ignored
+      `{"index":0}`, // 6: no action
+      `{"action":"ok","index":-1}`, // 7: bad index
+      `{"action":"ok","index":1.5}`, // 8: bad index
+      `[]`, // 9: not an object
+      ` \t`, // 10: blank, ignored
+      `{"action":"gone"}`, // 11: ResultLinkError
+      `{"action":""}`, // 12: rejected by the library
+      "x".repeat(MAX_LINE_BYTES + 1), // 13: too long
+      `{"action":"ok","index":2}\r`, // 14: CRLF
+      `{"action":"ok","index":4}` // 15: no final newline
+    ].join("\n")
+    const run = await batch(input)
+    expect(run.code).toBe(0)
+    expect(run.stderr).toBe("")
+    const byLine = answers(run)
+    expect([...byLine.keys()].sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15])
+    expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!).line).toBe(1)
+    for (const secret of [CANARY_TOKEN, CANARY_SIG]) expect(run.stdout).not.toContain(secret)
+
+    for (const [line, action, index] of [[1, "slow", 3], [2, "ok", 0], [14, "ok", 2], [15, "ok", 4]] as const) {
+      const answer = byLine.get(line)
+      expect(Object.keys(answer)).toEqual(["line", "action", "index", "ok", "transcript"])
+      expect(answer).toMatchObject({ line, action, index, ok: true })
+      expect(Object.keys(answer.transcript)).toEqual(["scriptName", "exitCode", "output", "error"])
+      expect(answer.transcript).toMatchObject({ scriptName: "minidump.ps1", exitCode: 0 })
+      expect(answer.transcript.output).toContain("OfficeClickToRun.dmp.zip\n51 MB\n")
+    }
+    const failure = (line: number) => {
+      const answer = byLine.get(line)
+      expect(Object.keys(answer)).toEqual(["line", "action", "index", "ok", "error"])
+      expect(answer.ok).toBe(false)
+      expect(Object.keys(answer.error)).toEqual(["tag", "message"])
+      expect(answer.error.message).toEqual(expect.any(String))
+      return answer
+    }
+    expect(failure(3)).toMatchObject({ action: "missing", index: 0, error: { tag: "NotFound" } })
+    expect(failure(3).error.message).toContain("req-9")
+    for (const line of [4, 6, 9, 13]) {
+      expect(failure(line)).toMatchObject({ action: null, index: null, error: { tag: "InvalidInput" } })
+    }
+    for (const line of [7, 8]) {
+      expect(failure(line)).toMatchObject({ action: "ok", index: null, error: { tag: "InvalidInput" } })
+    }
+    expect(failure(11)).toMatchObject({ action: "gone", index: 0, error: { tag: "ResultLinkError" } })
+    expect(failure(12)).toMatchObject({ action: "", index: 0, error: { tag: "InvalidArgument" } })
+    // Nothing is sent for a line that is not a request.
+    expect(linkHits.map((h) => h.action).sort()).toEqual(["gone", "missing", "ok", "ok", "ok", "slow"])
+  })
+
+  it("batch --concurrency 0 is a usage error, before anything is read or sent", async () => {
+    const run = await batch(`{"action":"ok"}\n`, ["--concurrency", "0"])
+    expect(run.code).toBe(2)
+    expect(run.stdout).toBe("")
+    expect(run.stderr).toContain("--concurrency must be at least 1")
+    expect(linkHits).toEqual([])
+  })
+
+  it("batch with empty input prints nothing and exits 0", async () => {
+    const run = await batch("")
+    expect(run).toEqual({ code: 0, stdout: "", stderr: "" })
+  })
+
+  it("batch answers 300 lines exactly once each", async () => {
+    const input = Array.from({ length: 300 }, (_, i) => JSON.stringify({ action: "ok", index: i })).join("\n") + "\n"
+    const run = await batch(input, ["--concurrency", "25"], { MDE_RATE_LIMITS: "1000/1m" })
+    expect(run.code).toBe(0)
+    expect(run.stderr).toBe("")
+    const byLine = answers(run)
+    expect(byLine.size).toBe(300)
+    for (let line = 1; line <= 300; line++) {
+      expect(byLine.get(line)).toMatchObject({ line, action: "ok", index: line - 1, ok: true })
+    }
+    expect(linkHits).toHaveLength(300)
+  })
+
+  it("batch items share one rate budget", async () => {
+    const input = Array.from({ length: 10 }, (_, i) => JSON.stringify({ action: "ok", index: i })).join("\n")
+    const run = await batch(input, ["--concurrency", "10"], { MDE_RATE_LIMITS: "4/1s" })
+    expect(run.code).toBe(0)
+    expect(answers(run).size).toBe(10)
+    const at = linkHits.map((h) => h.at).sort((a, b) => a - b)
+    expect(at).toHaveLength(10)
+    // No rolling second holds more than 4 calls (slack for the trip to the server: unlimited,
+    // all 10 would arrive within a few milliseconds).
+    for (let i = 0; i + 4 < at.length; i++) expect(at[i + 4]! - at[i]!).toBeGreaterThan(700)
+    expect(at[9]! - at[0]!).toBeGreaterThan(1700)
+  })
+})
+
+describe("batch input", () => {
+  const lines = (chunks: ReadonlyArray<string | Uint8Array>, max?: number) =>
+    Effect.runPromise(
+      Stream.fromIterable(chunks.map((c) => (typeof c === "string" ? new TextEncoder().encode(c) : c))).pipe(
+        splitLines(max),
+        Stream.runCollect,
+        Effect.map(Chunk.toArray)
+      )
+    )
+
+  it("splits lines across chunks, keeps multi-byte characters whole, numbers every line", async () => {
+    const euro = new TextEncoder().encode("€") // 3 bytes
+    expect(
+      await lines(["\uFEFFa\r", "\nb", euro.subarray(0, 1), euro.subarray(1), "c\n\n", "d\r\n", "last"])
+    ).toEqual([
+      { line: 1, text: "a" },
+      { line: 2, text: "b€c" },
+      { line: 3, text: "" },
+      { line: 4, text: "d" },
+      { line: 5, text: "last" }
+    ])
+    expect(await lines(["a\n"])).toEqual([{ line: 1, text: "a" }])
+    expect(await lines([])).toEqual([])
+  })
+
+  it("drops an overlong line's bytes but still answers it", async () => {
+    expect(await lines(["12345", "6\nok\n", "123456"], 5)).toEqual([
+      { line: 1, text: undefined },
+      { line: 2, text: "ok" },
+      { line: 3, text: undefined }
+    ])
+  })
+
+  it("parses requests and reports every other non-blank line", () => {
+    const parse = (text: string) => Option.getOrUndefined(parseLine({ line: 7, text }))
+    expect(parse(`{"action":"a"}`)).toEqual({ _tag: "Request", line: 7, action: "a", index: 0 })
+    expect(parse(`{"action":"a","index":2,"extra":true}`)).toEqual({ _tag: "Request", line: 7, action: "a", index: 2 })
+    expect(parse("  ")).toBeUndefined()
+    for (const text of ["{", "null", "1", `"a"`, "[]", "{}", `{"action":1}`, `{"action":"a","index":null}`]) {
+      expect(parse(text)).toMatchObject({ _tag: "Invalid", line: 7, index: null })
+    }
+    expect(parse(`{"action":"a","index":"1"}`)).toMatchObject({ _tag: "Invalid", action: "a" })
+    expect(Option.getOrUndefined(parseLine({ line: 2, text: undefined }))).toMatchObject({ _tag: "Invalid" })
+  })
+
+  it("formats the progress line", () => {
+    expect(statusLine({ done: 3, total: 10, ended: false }, 2, 0)).toBe("3/10+ done · 2.0/s")
+    expect(statusLine({ done: 4, total: 10, ended: true }, 0.1, 5)).toBe(
+      "4/10 done · 0.1/s · ETA 1m00s · waiting for quota (5)"
+    )
+    expect(statusLine({ done: 4, total: 10, ended: true }, 0, 0)).toBe("4/10 done · 0.0/s · ETA ?")
+    expect(statusLine({ done: 10, total: 10, ended: true }, 5, 0)).toBe("10/10 done · 5.0/s")
+    expect([formatDuration(9.6), formatDuration(125), formatDuration(7500)]).toEqual(["10s", "2m05s", "2h05m"])
+  })
+})
+
+describe("demo and --simulate", { timeout: 90_000 }, () => {
+  it("the demo (npm start) runs the library end to end against a simulator on loopback", async () => {
+    // No configuration at all: the demo brings its own tenant.
+    const run = await cli(["demo"], { MDE_API_URL: "", MDE_TOKEN: "", MDE_DOWNLOAD_HOSTS: "", MDE_RATE_LIMITS: "" })
+    expect(run.stderr).toBe("")
+    expect(run.code).toBe(0)
+    expect(run.stdout).toMatch(/simulated Defender tenant on http:\/\/127\.0\.0\.1:\d+/)
+    expect(run.stdout).toContain("minidump.ps1   exit 0")
+    expect(run.stdout).toContain("audit.ps1      exit 1")
+    expect(run.stdout).toMatch(/\d+ bytes \(gzip: true\)/)
+    expect(run.stdout).toContain("NotFound: ")
+    expect(run.stdout).toContain("ResultLinkError: ")
+    expect(run.stdout).toMatch(/[1-9]\d* answers were 429 \+ Retry-After/)
+    expect(run.stdout).toContain("0 answers were 429: callers waited for a permit instead")
+    expect(run.stdout).toContain("Authorization headers sent to storage: 0")
+  })
+
+  it("--simulate points a command at an embedded simulator, with no configuration", async () => {
+    const env = { MDE_API_URL: "", MDE_TOKEN: "", MDE_DOWNLOAD_HOSTS: "", MDE_RATE_LIMITS: "" }
+    const run = await cli(["transcript", "--simulate", "--action", "5e1d0000-0000-4000-8000-000000000002", "--index", "1", "--format", "json"], env)
+    expect(run.code).toBe(0)
+    expect(JSON.parse(run.stdout)).toMatchObject({ scriptName: "audit.ps1", exitCode: 1, error: "Access is denied.\n" })
+    const missing = await cli(["link", "--simulate", "--action", "nope"], env)
+    expect(missing.code).toBe(6)
   })
 })

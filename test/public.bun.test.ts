@@ -1,14 +1,18 @@
 /**
  * The public API (`../mod.ts`) on Bun: the same programs the Node suite
- * covers, over an in-process fake `HttpClient`, plus `examples/failed.bun.ts`
- * run as a real process against a loopback server.
+ * covers, run against both a hand-written in-process fake `HttpClient`
+ * (`fakeDefender`) and the project's simulator (`../testing.ts`:
+ * `DefenderSimulator`, in-process and served on 127.0.0.1), plus
+ * `examples/failed.bun.ts` run as a real process against a loopback server.
+ * Real time only: no `TestClock` here, and no retries, so nothing waits.
  *
  *   bun test ./test/public.bun.test.ts
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
-import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platform"
 import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
-import { DefenderAuth, DefenderClient, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
+import { DefenderAuth, DefenderClient, DefenderCloud, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
+import { DefenderSimulator } from "../testing.ts"
 
 const ACTION_ID = "988cc94e-7a8f-4b28-ab65-54970c5d5018"
 const API = "https://api.security.microsoft.com"
@@ -38,7 +42,7 @@ interface Sent {
 
 /**
  * The fake Defender API and blob storage as an `HttpClient` (no sockets), recording every
- * request. The project's simulator replaces this one function.
+ * request. The simulator tests below run the same API against `DefenderSimulator`.
  */
 const fakeDefender = (): { readonly client: HttpClient.HttpClient; readonly sent: Array<Sent> } => {
   const sent: Array<Sent> = []
@@ -165,6 +169,174 @@ describe("LiveResponse on Bun", () => {
     expect(error._tag).toBe("TranscriptDecodeError")
     expectNoSecret(error)
   })
+})
+
+// ---------------------------------------------------------------------------
+// The same public API against the project's simulator (`../testing.ts`)
+// ---------------------------------------------------------------------------
+
+const { ACTIONS } = DefenderSimulator
+
+/** The public stack over the in-process simulator; static token unless `auth` is given, no retries. */
+const simLayer = (
+  sim: DefenderSimulator.DefenderSimulator,
+  auth: Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient> = DefenderAuth.layerToken(
+    DefenderSimulator.STATIC_TOKEN
+  )
+): Layer.Layer<DefenderClient.DefenderClient> =>
+  DefenderClient.layer({ retry: Schedule.stop }).pipe(
+    Layer.provide(Layer.merge(auth, DefenderRateLimiter.layer())),
+    Layer.provide(DefenderSimulator.layerHttpClient(sim))
+  )
+
+const onSim = <A, E>(
+  sim: DefenderSimulator.DefenderSimulator,
+  program: Effect.Effect<A, E, DefenderClient.DefenderClient>,
+  auth?: Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient>
+): Promise<A> => Effect.runPromise(Effect.provide(program, simLayer(sim, auth)))
+
+const newSim = (): Promise<DefenderSimulator.DefenderSimulator> => Effect.runPromise(DefenderSimulator.make())
+
+const simLogin = (clientSecret: Redacted.Redacted<string> = DefenderSimulator.SIMULATED_CLIENT_SECRET) =>
+  DefenderAuth.layerClientSecret({
+    tenantId: DefenderSimulator.SIMULATED_TENANT,
+    clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
+    clientSecret
+  })
+
+const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffer> => {
+  const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0))
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.length
+  }
+  return out
+}
+
+const gunzip = async (bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> =>
+  new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer())
+
+/** No request the simulator recorded at the blob endpoint carried the bearer token. */
+const expectNoBlobAuthorization = (sim: DefenderSimulator.DefenderSimulator) => {
+  const blobs = sim.received.filter((r) => r.endpoint === "blob")
+  expect(blobs.length).toBeGreaterThan(0)
+  expect(blobs.map((r) => r.headers["authorization"])).toEqual(blobs.map(() => undefined))
+}
+
+describe("LiveResponse on Bun against DefenderSimulator", () => {
+  test("the preset RunScript transcript decodes; one link, one download, no token at the blob", async () => {
+    const sim = await newSim()
+    const transcript = await onSim(sim, LiveResponse.getTranscript(ref(ACTIONS.runScript)))
+    expect([transcript.scriptName, transcript.exitCode]).toEqual(["minidump.ps1", 0])
+    expect(transcript.output.endsWith("51 MB\n")).toBe(true)
+    expect(transcript.output).not.toContain("\u0000")
+    expect(sim.count("getResultLink")).toBe(1)
+    expect(sim.count("getResultLink", 200)).toBe(1)
+    expect(sim.count("blob")).toBe(1)
+    expect(sim.count("blob", 200)).toBe(1)
+    expectNoBlobAuthorization(sim)
+  })
+
+  test("the three transcript variants decode (BOM + name + string exit code, script_errors, plain)", async () => {
+    const sim = await newSim()
+    const transcripts = await onSim(
+      sim,
+      Effect.forEach([0, 1, 2], (index) => LiveResponse.getTranscript({ machineActionId: ACTIONS.variants, index }))
+    )
+    expect(transcripts.map((t) => [t.scriptName, t.exitCode, t.error])).toEqual([
+      ["collect.ps1", 0, ""],
+      ["audit.ps1", 1, "Access is denied.\n"],
+      ["inventory.ps1", 0, ""]
+    ])
+    expect(transcripts.filter((t) => t.output.includes("\u0000"))).toEqual([])
+    expect(sim.count("getResultLink", 200)).toBe(3)
+    expect(sim.count("blob", 200)).toBe(3)
+    expectNoBlobAuthorization(sim)
+  })
+
+  test("a GetFile result downloads as gzip bytes that decompress to 1 MiB", async () => {
+    const sim = await newSim()
+    const chunks = await onSim(sim, Stream.runCollect(LiveResponse.downloadResult(ref(ACTIONS.getFile))))
+    const bytes = concat(Chunk.toReadonlyArray(chunks))
+    expect([bytes[0], bytes[1]]).toEqual([0x1f, 0x8b])
+    const content = await gunzip(bytes)
+    expect(content.length).toBe(1024 * 1024)
+    expect(new TextDecoder().decode(content.subarray(0, 60))).toContain("OfficeClickToRun.dmp.zip")
+    expect(sim.count("getResultLink")).toBe(1)
+    expect(sim.count("blob")).toBe(1)
+    expectNoBlobAuthorization(sim)
+  })
+
+  test("typed errors: a failed action is NotFound, a result gone from storage is BlobNotFound", async () => {
+    const sim = await newSim()
+    const failed = await onSim(sim, Effect.flip(LiveResponse.getTranscript(ref(ACTIONS.failed))))
+    expect(failed._tag).toBe("NotFound")
+    expect(sim.count("getResultLink", 404)).toBe(1)
+    expect(sim.count("blob")).toBe(0)
+    const gone = await onSim(sim, Effect.flip(LiveResponse.getTranscript(ref(ACTIONS.blobGone))))
+    expect(gone).toMatchObject({ _tag: "ResultLinkError", reason: "BlobNotFound" })
+    expect(sim.count("getResultLink")).toBe(2)
+    expect(sim.count("getResultLink", 200)).toBe(1)
+    expect(sim.count("blob")).toBe(1)
+    expect(sim.count("blob", 404)).toBe(1)
+    expectNoBlobAuthorization(sim)
+  })
+
+  test("a client-secret login works; a wrong secret is AuthenticationError 7000215", async () => {
+    const sim = await newSim()
+    const transcript = await onSim(sim, LiveResponse.getTranscript(ref(ACTIONS.runScript)), simLogin())
+    expect(transcript.scriptName).toBe("minidump.ps1")
+    expect(sim.count("token", 200)).toBe(1)
+    const api = sim.received.find((r) => r.endpoint === "getResultLink")!
+    expect(api.headers["authorization"]).toMatch(/^Bearer sim-token-/)
+    expectNoBlobAuthorization(sim)
+    const error = await onSim(
+      sim,
+      Effect.flip(LiveResponse.getResultLink(ref(ACTIONS.runScript))),
+      simLogin(Redacted.make("not-the-secret"))
+    )
+    expect(error).toMatchObject({ _tag: "AuthenticationError", errorCodes: [7000215] })
+    expect(sim.count("token", 401)).toBe(1)
+    expect(sim.count("getResultLink")).toBe(1)
+    expect(JSON.stringify(error)).not.toContain("not-the-secret")
+  })
+
+  test("served on 127.0.0.1, a real fetch client logs in and gets a transcript", async () => {
+    const sim = await newSim()
+    const { transcript, url } = await Effect.runPromise(
+      Effect.gen(function*() {
+        const served = yield* DefenderSimulator.serve(sim)
+        const cloud: DefenderCloud.DefenderCloud = {
+          ...DefenderCloud.commercial,
+          apiBaseUrl: served.url,
+          authorityHost: served.url
+        }
+        const live = DefenderClient.layer({ cloud, downloadHosts: ["127.0.0.1"], retry: Schedule.stop }).pipe(
+          Layer.provide(Layer.merge(
+            DefenderAuth.layerClientSecret({
+              tenantId: DefenderSimulator.SIMULATED_TENANT,
+              clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
+              clientSecret: DefenderSimulator.SIMULATED_CLIENT_SECRET,
+              cloud
+            }),
+            DefenderRateLimiter.layer()
+          )),
+          Layer.provide(FetchHttpClient.layer)
+        )
+        const transcript = yield* LiveResponse.getTranscript(ref(ACTIONS.runScript)).pipe(Effect.provide(live))
+        return { transcript, url: served.url }
+      }).pipe(Effect.scoped)
+    )
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+    expect(transcript.scriptName).toBe("minidump.ps1")
+    expect(transcript.output.endsWith("51 MB\n")).toBe(true)
+    expect(sim.count("token", 200)).toBe(1)
+    expect(sim.count("getResultLink", 200)).toBe(1)
+    expect(sim.count("blob", 200)).toBe(1)
+    expect(sim.received.filter((r) => r.endpoint === "blob" && !r.url.startsWith(url))).toEqual([])
+    expectNoBlobAuthorization(sim)
+  }, 30_000)
 })
 
 // ---------------------------------------------------------------------------

@@ -1,14 +1,18 @@
 /**
  * The public API (`../mod.ts`) on Deno: the same programs the Node suite
- * covers, over an in-process fake `HttpClient`, plus `examples/failed.deno.ts`
- * run as a real process against a loopback server.
+ * covers, run against both a hand-written in-process fake `HttpClient`
+ * (`fakeDefender`) and the project's simulator (`../testing.ts`:
+ * `DefenderSimulator`, in-process and served on 127.0.0.1), plus
+ * `examples/failed.deno.ts` run as a real process against a loopback server.
+ * Real time only: no `TestClock` here, and no retries, so nothing waits.
  *
  *   deno test -A test/public.deno.test.ts
  */
-import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platform"
 import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import assert from "node:assert/strict"
-import { DefenderAuth, DefenderClient, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
+import { DefenderAuth, DefenderClient, DefenderCloud, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
+import { DefenderSimulator } from "../testing.ts"
 
 const ACTION_ID = "988cc94e-7a8f-4b28-ab65-54970c5d5018"
 const API = "https://api.security.microsoft.com"
@@ -38,7 +42,7 @@ interface Sent {
 
 /**
  * The fake Defender API and blob storage as an `HttpClient` (no sockets), recording every
- * request. The project's simulator replaces this one function.
+ * request. The simulator tests below run the same API against `DefenderSimulator`.
  */
 const fakeDefender = (): { readonly client: HttpClient.HttpClient; readonly sent: Array<Sent> } => {
   const sent: Array<Sent> = []
@@ -167,6 +171,176 @@ Deno.test("typed errors: TranscriptDecodeError for a blob that is not a transcri
   const error = await run(fake.client, Effect.flip(LiveResponse.getTranscript(ref("not-json"))))
   assert.equal(error._tag, "TranscriptDecodeError")
   assertNoSecret(error)
+})
+
+// ---------------------------------------------------------------------------
+// The same public API against the project's simulator (`../testing.ts`)
+// ---------------------------------------------------------------------------
+
+const { ACTIONS } = DefenderSimulator
+
+/** The public stack over the in-process simulator; static token unless `auth` is given, no retries. */
+const simLayer = (
+  sim: DefenderSimulator.DefenderSimulator,
+  auth: Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient> = DefenderAuth.layerToken(
+    DefenderSimulator.STATIC_TOKEN
+  )
+): Layer.Layer<DefenderClient.DefenderClient> =>
+  DefenderClient.layer({ retry: Schedule.stop }).pipe(
+    Layer.provide(Layer.merge(auth, DefenderRateLimiter.layer())),
+    Layer.provide(DefenderSimulator.layerHttpClient(sim))
+  )
+
+const onSim = <A, E>(
+  sim: DefenderSimulator.DefenderSimulator,
+  program: Effect.Effect<A, E, DefenderClient.DefenderClient>,
+  auth?: Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient>
+): Promise<A> => Effect.runPromise(Effect.provide(program, simLayer(sim, auth)))
+
+const newSim = (): Promise<DefenderSimulator.DefenderSimulator> => Effect.runPromise(DefenderSimulator.make())
+
+const simLogin = (clientSecret: Redacted.Redacted<string> = DefenderSimulator.SIMULATED_CLIENT_SECRET) =>
+  DefenderAuth.layerClientSecret({
+    tenantId: DefenderSimulator.SIMULATED_TENANT,
+    clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
+    clientSecret
+  })
+
+const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffer> => {
+  const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0))
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.length
+  }
+  return out
+}
+
+const gunzip = async (bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> =>
+  new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer())
+
+/** No request the simulator recorded at the blob endpoint carried the bearer token. */
+const assertNoBlobAuthorization = (sim: DefenderSimulator.DefenderSimulator) => {
+  const blobs = sim.received.filter((r) => r.endpoint === "blob")
+  assert.ok(blobs.length > 0)
+  for (const blob of blobs) assert.equal(blob.headers["authorization"], undefined)
+}
+
+Deno.test("simulator: the preset RunScript transcript decodes; one link, one download, no token at the blob", async () => {
+  const sim = await newSim()
+  const transcript = await onSim(sim, LiveResponse.getTranscript(ref(ACTIONS.runScript)))
+  assert.equal(transcript.scriptName, "minidump.ps1")
+  assert.equal(transcript.exitCode, 0)
+  assert.ok(transcript.output.endsWith("51 MB\n"), transcript.output)
+  assert.ok(!transcript.output.includes("\u0000"))
+  assert.equal(sim.count("getResultLink"), 1)
+  assert.equal(sim.count("getResultLink", 200), 1)
+  assert.equal(sim.count("blob"), 1)
+  assert.equal(sim.count("blob", 200), 1)
+  assertNoBlobAuthorization(sim)
+})
+
+Deno.test("simulator: the three transcript variants decode (BOM + name + string exit code, script_errors, plain)", async () => {
+  const sim = await newSim()
+  const transcripts = await onSim(
+    sim,
+    Effect.forEach([0, 1, 2], (index) => LiveResponse.getTranscript({ machineActionId: ACTIONS.variants, index }))
+  )
+  assert.deepEqual(transcripts.map((t) => [t.scriptName, t.exitCode, t.error]), [
+    ["collect.ps1", 0, ""],
+    ["audit.ps1", 1, "Access is denied.\n"],
+    ["inventory.ps1", 0, ""]
+  ])
+  assert.ok(transcripts.every((t) => !t.output.includes("\u0000")))
+  assert.equal(sim.count("getResultLink", 200), 3)
+  assert.equal(sim.count("blob", 200), 3)
+  assertNoBlobAuthorization(sim)
+})
+
+Deno.test("simulator: a GetFile result downloads as gzip bytes that decompress to 1 MiB", async () => {
+  const sim = await newSim()
+  const chunks = await onSim(sim, Stream.runCollect(LiveResponse.downloadResult(ref(ACTIONS.getFile))))
+  const bytes = concat(Chunk.toReadonlyArray(chunks))
+  assert.deepEqual([bytes[0], bytes[1]], [0x1f, 0x8b])
+  const content = await gunzip(bytes)
+  assert.equal(content.length, 1024 * 1024)
+  assert.ok(new TextDecoder().decode(content.subarray(0, 60)).includes("OfficeClickToRun.dmp.zip"))
+  assert.equal(sim.count("getResultLink"), 1)
+  assert.equal(sim.count("blob"), 1)
+  assertNoBlobAuthorization(sim)
+})
+
+Deno.test("simulator: typed errors: a failed action is NotFound, a result gone from storage is BlobNotFound", async () => {
+  const sim = await newSim()
+  const failed = await onSim(sim, Effect.flip(LiveResponse.getTranscript(ref(ACTIONS.failed))))
+  assert.equal(failed._tag, "NotFound")
+  assert.equal(sim.count("getResultLink", 404), 1)
+  assert.equal(sim.count("blob"), 0)
+  const gone = await onSim(sim, Effect.flip(LiveResponse.getTranscript(ref(ACTIONS.blobGone))))
+  assert.equal(gone._tag, "ResultLinkError")
+  assert.ok(gone._tag === "ResultLinkError" && gone.reason === "BlobNotFound")
+  assert.equal(sim.count("getResultLink"), 2)
+  assert.equal(sim.count("getResultLink", 200), 1)
+  assert.equal(sim.count("blob"), 1)
+  assert.equal(sim.count("blob", 404), 1)
+  assertNoBlobAuthorization(sim)
+})
+
+Deno.test("simulator: a client-secret login works; a wrong secret is AuthenticationError 7000215", async () => {
+  const sim = await newSim()
+  const transcript = await onSim(sim, LiveResponse.getTranscript(ref(ACTIONS.runScript)), simLogin())
+  assert.equal(transcript.scriptName, "minidump.ps1")
+  assert.equal(sim.count("token", 200), 1)
+  const api = sim.received.find((r) => r.endpoint === "getResultLink")!
+  assert.match(api.headers["authorization"] ?? "", /^Bearer sim-token-/)
+  assertNoBlobAuthorization(sim)
+  const error = await onSim(
+    sim,
+    Effect.flip(LiveResponse.getResultLink(ref(ACTIONS.runScript))),
+    simLogin(Redacted.make("not-the-secret"))
+  )
+  assert.equal(error._tag, "AuthenticationError")
+  assert.ok(error._tag === "AuthenticationError")
+  assert.deepEqual(error.errorCodes, [7000215])
+  assert.equal(sim.count("token", 401), 1)
+  assert.equal(sim.count("getResultLink"), 1)
+  assert.ok(!JSON.stringify(error).includes("not-the-secret"))
+})
+
+Deno.test("simulator: served on 127.0.0.1, a real fetch client logs in and gets a transcript", async () => {
+  const sim = await newSim()
+  const { transcript, url } = await Effect.runPromise(
+    Effect.gen(function*() {
+      const served = yield* DefenderSimulator.serve(sim)
+      const cloud: DefenderCloud.DefenderCloud = {
+        ...DefenderCloud.commercial,
+        apiBaseUrl: served.url,
+        authorityHost: served.url
+      }
+      const live = DefenderClient.layer({ cloud, downloadHosts: ["127.0.0.1"], retry: Schedule.stop }).pipe(
+        Layer.provide(Layer.merge(
+          DefenderAuth.layerClientSecret({
+            tenantId: DefenderSimulator.SIMULATED_TENANT,
+            clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
+            clientSecret: DefenderSimulator.SIMULATED_CLIENT_SECRET,
+            cloud
+          }),
+          DefenderRateLimiter.layer()
+        )),
+        Layer.provide(FetchHttpClient.layer)
+      )
+      const transcript = yield* LiveResponse.getTranscript(ref(ACTIONS.runScript)).pipe(Effect.provide(live))
+      return { transcript, url: served.url }
+    }).pipe(Effect.scoped)
+  )
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  assert.equal(transcript.scriptName, "minidump.ps1")
+  assert.ok(transcript.output.endsWith("51 MB\n"))
+  assert.equal(sim.count("token", 200), 1)
+  assert.equal(sim.count("getResultLink", 200), 1)
+  assert.equal(sim.count("blob", 200), 1)
+  assert.ok(sim.received.filter((r) => r.endpoint === "blob").every((r) => r.url.startsWith(url)))
+  assertNoBlobAuthorization(sim)
 })
 
 // ---------------------------------------------------------------------------

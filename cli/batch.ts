@@ -1,0 +1,365 @@
+/**
+ * `batch`: many transcripts from JSON lines on stdin, one JSON line per input
+ * line on stdout, in completion order — every line answered exactly once,
+ * failures included. Items share the CLI's one `DefenderClient`, so the rate
+ * budget (`MDE_RATE_LIMITS`) applies to the batch as a whole.
+ *
+ * Input is streamed: at most `--concurrency` items are in flight and only a
+ * small read-ahead buffer is held, so a pipeline can feed any number of lines.
+ */
+import { Command, Options } from "@effect/cli"
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import { Cause, Chunk, Clock, Effect, Fiber, Option, Schedule, Stream } from "effect"
+import type * as DefenderClient from "../src/DefenderClient.ts"
+import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+import * as LiveResponse from "../src/LiveResponse.ts"
+
+/** The longest input line accepted; a longer one is answered with `InvalidInput` without being kept in memory. */
+export const MAX_LINE_BYTES: number = 64 * 1024
+
+/** stdout could not be written (e.g. the reader went away): the CLI exits with 12. */
+export class OutputError {
+  readonly _tag = "OutputError"
+  constructor(readonly message: string) {}
+}
+
+// ---------------------------------------------------------------------------
+// Input: lines, then items
+// ---------------------------------------------------------------------------
+
+/** One input line: its 1-based number and its text, or `undefined` text when it was longer than the limit. */
+export interface RawLine {
+  readonly line: number
+  readonly text: string | undefined
+}
+
+/**
+ * Splits a byte stream into numbered lines (`\n` or `\r\n`; a last line
+ * without a newline counts). A line longer than `maxLineBytes` is not kept:
+ * its bytes are counted and dropped, and it comes out with `text: undefined`.
+ */
+export const splitLines = (maxLineBytes: number = MAX_LINE_BYTES) =>
+<E, R>(bytes: Stream.Stream<Uint8Array, E, R>): Stream.Stream<RawLine, E, R> =>
+  Stream.suspend(() => {
+    let parts: Array<Uint8Array> = []
+    let size = 0
+    let overlong = false
+    let pending = false
+    let count = 0
+    const add = (slice: Uint8Array) => {
+      pending = true
+      size += slice.length
+      if (overlong) return
+      if (size > maxLineBytes) {
+        overlong = true
+        parts = []
+      } else if (slice.length > 0) {
+        parts.push(slice)
+      }
+    }
+    const finish = (): RawLine => {
+      count++
+      let text: string | undefined
+      if (!overlong) {
+        text = Buffer.concat(parts).toString("utf8")
+        if (text.endsWith("\r")) text = text.slice(0, -1)
+        if (count === 1 && text.startsWith("\uFEFF")) text = text.slice(1)
+      }
+      parts = []
+      size = 0
+      overlong = false
+      pending = false
+      return { line: count, text }
+    }
+    return bytes.pipe(
+      Stream.mapConcat((chunk): Array<RawLine> => {
+        const out: Array<RawLine> = []
+        let start = 0
+        for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, start)) {
+          add(chunk.subarray(start, nl))
+          out.push(finish())
+          start = nl + 1
+        }
+        if (start < chunk.length) add(chunk.subarray(start))
+        return out
+      }),
+      Stream.concat(Stream.suspend(() => (pending ? Stream.make(finish()) : Stream.empty)))
+    )
+  })
+
+/** A line to answer: a request, or a line that is not one. */
+export type Item =
+  | { readonly _tag: "Request"; readonly line: number; readonly action: string; readonly index: number }
+  | {
+    readonly _tag: "Invalid"
+    readonly line: number
+    readonly action: string | null
+    readonly index: number | null
+    readonly message: string
+  }
+
+const invalid = (line: number, message: string, action: string | null = null): Item => ({
+  _tag: "Invalid",
+  line,
+  action,
+  index: null,
+  message
+})
+
+/**
+ * Reads one input line: `{"action": "<machine action id>", "index": <n>}`, `index`
+ * optional (default 0). Blank lines give `None`; anything else gives exactly one item.
+ * The id itself is checked by the library (an `InvalidArgument` answer).
+ */
+export const parseLine = (raw: RawLine): Option.Option<Item> => {
+  const { line, text } = raw
+  if (text === undefined) {
+    return Option.some(invalid(line, `line ${line} is longer than ${MAX_LINE_BYTES} bytes`))
+  }
+  if (text.trim() === "") return Option.none()
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return Option.some(invalid(line, `line ${line} is not JSON: expected {"action": "<machine action id>", "index": 0}`))
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return Option.some(invalid(line, `line ${line} is not a JSON object: expected {"action": "<machine action id>", "index": 0}`))
+  }
+  const { action, index } = value as { readonly action?: unknown; readonly index?: unknown }
+  if (typeof action !== "string") {
+    return Option.some(invalid(line, `line ${line} has no "action" string (the machine action id)`))
+  }
+  if (index === undefined) return Option.some({ _tag: "Request", line, action, index: 0 })
+  if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) {
+    return Option.some(invalid(line, `line ${line}: "index" must be a non-negative integer, got ${JSON.stringify(index)}`, action))
+  }
+  return Option.some({ _tag: "Request", line, action, index })
+}
+
+// ---------------------------------------------------------------------------
+// Answers
+// ---------------------------------------------------------------------------
+
+/** One output line. */
+export type Answer =
+  | {
+    readonly line: number
+    readonly action: string
+    readonly index: number
+    readonly ok: true
+    readonly transcript: {
+      readonly scriptName: string
+      readonly exitCode: number
+      readonly output: string
+      readonly error: string
+    }
+  }
+  | {
+    readonly line: number
+    readonly action: string | null
+    readonly index: number | null
+    readonly ok: false
+    readonly error: { readonly tag: string; readonly message: string }
+  }
+
+const failed = (item: Item, tag: string, message: string): Answer => ({
+  line: item.line,
+  action: item.action,
+  index: item.index,
+  ok: false,
+  error: { tag, message }
+})
+
+/** Answers one item; never fails (a defect becomes an `Unexpected` answer), only interruption stops it. */
+const answer = (item: Item): Effect.Effect<Answer, never, DefenderClient.DefenderClient> => {
+  if (item._tag === "Invalid") return Effect.succeed(failed(item, "InvalidInput", item.message))
+  return LiveResponse.getTranscript({ machineActionId: item.action, index: item.index }).pipe(
+    Effect.map((t): Answer => ({
+      line: item.line,
+      action: item.action,
+      index: item.index,
+      ok: true,
+      transcript: { scriptName: t.scriptName, exitCode: t.exitCode, output: t.output, error: t.error }
+    })),
+    Effect.catchAll((error) => Effect.succeed(failed(item, error._tag, error.message))),
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.succeed(failed(item, "Unexpected", firstLine(cause)))
+    )
+  )
+}
+
+const firstLine = (cause: Cause.Cause<unknown>): string =>
+  Option.match(Cause.dieOption(cause), {
+    onNone: () => Cause.pretty(cause).split("\n")[0] ?? "unknown failure",
+    onSome: (defect) => (defect instanceof Error ? defect.message : String(defect)).split("\n")[0] ?? "unknown failure"
+  })
+
+// ---------------------------------------------------------------------------
+// Output and progress
+// ---------------------------------------------------------------------------
+
+interface Stats {
+  total: number
+  done: number
+  ok: number
+  failed: number
+  ended: boolean
+  readonly startedAt: number
+}
+
+/** Writes to stdout and waits until it is flushed, so a slow reader slows the batch instead of filling memory. */
+const writeStdout = (text: string): Effect.Effect<void, OutputError> =>
+  Effect.async<void, OutputError>((resume) => {
+    process.stdout.write(text, (error) => {
+      resume(error ? Effect.fail(new OutputError(`cannot write to stdout: ${error.message}`)) : Effect.void)
+    })
+  })
+
+/** Keeps an 'error' listener on stdout while the batch runs: a closed pipe fails the write instead of crashing. */
+const guardStdout = Effect.acquireRelease(
+  Effect.sync(() => {
+    const ignore = () => {}
+    process.stdout.on("error", ignore)
+    return ignore
+  }),
+  (ignore) => Effect.sync(() => process.stdout.off("error", ignore))
+)
+
+/** `12s`, `3m05s`, `2h07m`. */
+export const formatDuration = (seconds: number): string => {
+  const s = Math.max(0, Math.round(seconds))
+  if (s < 60) return `${s}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
+}
+
+/** The progress line: `done/total` (`+` while stdin is open), results/s, ETA once stdin has ended, quota waiters. */
+export const statusLine = (
+  s: { readonly done: number; readonly total: number; readonly ended: boolean },
+  ratePerSecond: number,
+  waiting: number
+): string => {
+  const parts = [`${s.done}/${s.total}${s.ended ? "" : "+"} done`, `${ratePerSecond.toFixed(1)}/s`]
+  if (s.ended && s.done < s.total) {
+    parts.push(ratePerSecond > 0 ? `ETA ${formatDuration(Math.ceil((s.total - s.done) / ratePerSecond))}` : "ETA ?")
+  }
+  if (waiting > 0) parts.push(`waiting for quota (${waiting})`)
+  return parts.join(" · ")
+}
+
+/** The rate over the last minute (or since the start, if shorter): steady under a rolling rate budget. */
+const RATE_WINDOW_MS = 60_000
+
+const CLEAR_LINE = "\r\x1b[2K"
+
+const progress = (stats: Stats, display: { shown: boolean }) =>
+  Effect.gen(function*() {
+    const limiter = yield* DefenderRateLimiter.DefenderRateLimiter
+    const samples: Array<{ readonly at: number; readonly done: number }> = [{ at: stats.startedAt, done: 0 }]
+    const render = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const waiting = yield* limiter.waiting
+      samples.push({ at: now, done: stats.done })
+      while (samples.length > 2 && samples[1]!.at <= now - RATE_WINDOW_MS) samples.shift()
+      const base = samples[0]!
+      const rate = now > base.at ? ((stats.done - base.done) * 1000) / (now - base.at) : 0
+      // One character short of the width, so the line never wraps (a wrapped line cannot be rewritten).
+      const columns = process.stderr.columns
+      const width = columns !== undefined && columns > 0 ? Math.max(20, columns - 1) : 79
+      process.stderr.write(CLEAR_LINE + statusLine(stats, rate, waiting).slice(0, width))
+      display.shown = true
+    })
+    return yield* Effect.repeat(render, Schedule.spaced("250 millis"))
+  })
+
+// ---------------------------------------------------------------------------
+// The command
+// ---------------------------------------------------------------------------
+
+/** Runs the batch: stdin → items → answers (`concurrency` at once, completion order) → stdout. */
+export const run = (
+  concurrency: number
+): Effect.Effect<void, OutputError, DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter> =>
+  Effect.scoped(Effect.gen(function*() {
+    yield* guardStdout
+    const stats: Stats = {
+      total: 0,
+      done: 0,
+      ok: 0,
+      failed: 0,
+      ended: false,
+      startedAt: yield* Clock.currentTimeMillis
+    }
+    const tty = process.stderr.isTTY === true
+    const display = { shown: false }
+    const sharesTerminal = tty && process.stdout.isTTY === true
+
+    const items = NodeStream.stdin.pipe(
+      splitLines(),
+      Stream.filterMap(parseLine),
+      Stream.tap(() => Effect.sync(() => stats.total++)),
+      Stream.onEnd(Effect.sync(() => {
+        stats.ended = true
+      }))
+    )
+
+    const work = items.pipe(
+      Stream.mapEffect(answer, { concurrency, unordered: true }),
+      Stream.runForEachChunk((answers) =>
+        Effect.gen(function*() {
+          // The progress line would otherwise run into the output on a shared terminal.
+          if (sharesTerminal && display.shown) {
+            process.stderr.write(CLEAR_LINE)
+            display.shown = false
+          }
+          yield* writeStdout(Chunk.join(Chunk.map(answers, (a) => `${JSON.stringify(a)}\n`), ""))
+          for (const a of answers) {
+            stats.done++
+            if (a.ok) stats.ok++
+            else stats.failed++
+          }
+        })
+      )
+    )
+
+    const ticker = tty ? yield* Effect.fork(progress(stats, display)) : undefined
+    yield* work.pipe(
+      Effect.ensuring(Effect.suspend(() => {
+        if (ticker === undefined) return Effect.void
+        return Fiber.interrupt(ticker).pipe(Effect.zipRight(Effect.sync(() => {
+          if (display.shown) process.stderr.write(CLEAR_LINE)
+        })))
+      }))
+    )
+    if (tty) {
+      const seconds = ((yield* Clock.currentTimeMillis) - stats.startedAt) / 1000
+      const took = seconds < 60 ? `${seconds.toFixed(1)}s` : formatDuration(seconds)
+      process.stderr.write(`${stats.ok} ok, ${stats.failed} failed in ${took}\n`)
+    }
+  }))
+
+/** `--simulate`: run against an embedded simulator instead of the configured tenant. */
+export const simulate: Options.Options<boolean> = Options.boolean("simulate").pipe(
+  Options.withDescription("run against an embedded Defender simulator (no tenant or configuration needed)")
+)
+
+const concurrency = Options.integer("concurrency").pipe(
+  Options.withDefault(10),
+  Options.filterMap((n) => (n >= 1 ? Option.some(n) : Option.none()), "--concurrency must be at least 1"),
+  Options.withDescription("how many items are fetched at once (default 10); the rate budget applies to all of them")
+)
+
+/** The `batch` command; needs `DefenderClient` and the `DefenderRateLimiter` it uses. */
+export const batch: Command.Command<
+  "batch",
+  DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter,
+  OutputError,
+  { readonly concurrency: number; readonly simulate: boolean }
+> = Command.make("batch", { concurrency, simulate }, ({ concurrency }) => run(concurrency)).pipe(
+  Command.withDescription(
+    "read {\"action\": id, \"index\": n} JSON lines on stdin, print one JSON result line per input line"
+  )
+)
