@@ -312,6 +312,20 @@ describe("DefenderSimulator faults", () => {
       expect(sim.received.filter((r) => r.status >= 500).length).toBeGreaterThan(0)
       expect(sim.received.filter((r) => r.status === 0).length).toBeGreaterThan(0)
     }))
+
+  it.effect("a trickling body arrives 1 KiB at a time, paced on the clock", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({ faults: { trickleRate: 1, trickleDelay: "1 second" } })
+      sim.addTranscripts("slow", [`{"name":"s.ps1","exit_code":0,"script_output":"${"x".repeat(3000)}","script_error":""}`])
+      const fiber = yield* Effect.fork(
+        LiveResponse.getTranscript({ machineActionId: "slow", index: 0 }).pipe(Effect.provide(over(sim)))
+      )
+      yield* TestClock.adjust("2 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("3 seconds")
+      const t = yield* Fiber.join(fiber)
+      expect(t.output).toHaveLength(3000)
+    }))
 })
 
 describe("DefenderSimulator.serve", () => {

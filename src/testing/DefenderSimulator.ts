@@ -31,7 +31,7 @@
  * @since 0.1.0
  */
 import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
-import { Clock, Duration, Effect, Layer, Redacted, Runtime, type Scope } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted, Runtime, type Scope, Stream } from "effect"
 import { createHash } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
@@ -53,6 +53,10 @@ export interface Faults {
   readonly dropRate?: number | undefined
   /** Added before every answer. */
   readonly latency?: Duration.DurationInput | undefined
+  /** The share of successful downloads whose body trickles: 1 KiB at a time, `trickleDelay` apart. */
+  readonly trickleRate?: number | undefined
+  /** The pause between two trickled chunks; default 1 second. */
+  readonly trickleDelay?: Duration.DurationInput | undefined
   /** Seed of the fault dice, so a run can be repeated. */
   readonly seed?: number | undefined
 }
@@ -339,6 +343,25 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
     const faults = options?.faults
     const dice = prng(faults?.seed ?? 1)
     const latency = faults?.latency === undefined ? 0 : Duration.toMillis(Duration.decode(faults.latency))
+    const trickleDelay = Duration.decode(faults?.trickleDelay ?? "1 second")
+
+    /** The same answer with its body sent 1 KiB at a time, paced on the simulator's clock. */
+    const trickle = (response: Response) =>
+      Effect.map(Effect.runtime<never>(), (runtime) => {
+        if (response.body === null) return response
+        const body = Stream.fromReadableStream({
+          evaluate: () => response.body!,
+          onError: (cause) => cause
+        }).pipe(
+          Stream.mapConcat((chunk) => Array.from({ length: Math.ceil(chunk.length / 1024) }, (_, i) =>
+            chunk.subarray(i * 1024, (i + 1) * 1024))),
+          Stream.tap(() => Effect.sleep(trickleDelay))
+        )
+        return new Response(Stream.toReadableStreamRuntime(body, runtime), {
+          status: response.status,
+          headers: response.headers
+        })
+      })
 
     const tokens = new Map<string, number>()
     const actions = new Map<string, SimAction>()
@@ -708,11 +731,14 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         const roll = dice()
         const drop = roll < (faults?.dropRate ?? 0)
         const error = !drop && roll < (faults?.dropRate ?? 0) + (faults?.errorRate ?? 0)
-        const response = drop
+        let response = drop
           ? undefined
           : error
           ? odata([500, 502, 503][Math.floor(dice() * 3)]!, "InternalServerError", "Simulated fault", requestId)
           : yield* answer
+        if (response !== undefined && endpoint === "blob" && response.ok && dice() < (faults?.trickleRate ?? 0)) {
+          response = yield* trickle(response)
+        }
         received.push({
           endpoint,
           method: request.method,
