@@ -313,6 +313,19 @@ describe("DefenderSimulator faults", () => {
       expect(sim.received.filter((r) => r.status === 0).length).toBeGreaterThan(0)
     }))
 
+  it.effect("latency delays every answer on the clock", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({ faults: { latency: "3 seconds" } })
+      const fiber = yield* Effect.fork(
+        LiveResponse.getResultLink({ machineActionId: ACTIONS.runScript, index: 0 }).pipe(Effect.provide(over(sim)))
+      )
+      yield* TestClock.adjust("2999 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      yield* Fiber.join(fiber)
+      expect(sim.received.map((r) => r.at)).toEqual([3000])
+    }))
+
   it.effect("a trickling body arrives 1 KiB at a time, paced on the clock", () =>
     Effect.gen(function*() {
       const sim = yield* DefenderSimulator.make({ faults: { trickleRate: 1, trickleDelay: "1 second" } })
