@@ -41,12 +41,21 @@ export interface DefenderRateLimiter {
    * in the windows from the moment it ends — the latest it can have reached the API —
    * so network delay can never squeeze more than a limit's calls into the API's window.
    */
-  readonly withPermit: <A, E, R>(call: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  /** Holds every caller until `duration` from now has passed (used on a 429 with `Retry-After`). */
-  readonly pause: (duration: Duration.DurationInput) => Effect.Effect<void>
-  /** How many callers are waiting for a permit right now (for progress displays). */
+  readonly withPermit: <A, E, R>(call: Effect.Effect<A, E, R>, bucket?: Bucket) => Effect.Effect<A, E, R>
+  /** Holds every caller of a bucket until `duration` from now has passed (on a 429 with `Retry-After`). */
+  readonly pause: (duration: Duration.DurationInput, bucket?: Bucket) => Effect.Effect<void>
+  /** How many callers are waiting for a permit right now, in all buckets (for progress displays). */
   readonly waiting: Effect.Effect<number>
 }
+
+/**
+ * The separate budgets Defender keeps: the result-link endpoint (`results`, the
+ * default), get/cancel machine action (`machineActions`), and run live response
+ * (`run`).
+ *
+ * @since 0.1.0
+ */
+export type Bucket = "results" | "machineActions" | "run"
 
 /**
  * The `DefenderRateLimiter` service tag.
@@ -68,13 +77,24 @@ export const DEFAULT_LIMITS: ReadonlyArray<RateLimit> = [
 ]
 
 /**
+ * Defender's quota for run live response: 10 calls per minute.
+ *
+ * @since 0.1.0
+ */
+export const DEFAULT_RUN_LIMITS: ReadonlyArray<RateLimit> = [{ limit: 10, window: Duration.minutes(1) }]
+
+/**
  * Options of the in-memory limiter.
  *
  * @since 0.1.0
  */
 export interface Options {
-  /** The limits that all apply at once; default `DEFAULT_LIMITS`. An empty list means no limit. */
+  /** The result endpoint's limits, all applied at once; default `DEFAULT_LIMITS`. An empty list means no limit. */
   readonly limits?: ReadonlyArray<RateLimit> | undefined
+  /** The machine-action endpoints' limits; default `DEFAULT_LIMITS`. */
+  readonly machineActionLimits?: ReadonlyArray<RateLimit> | undefined
+  /** Run live response's limits; default `DEFAULT_RUN_LIMITS`. */
+  readonly runLimits?: ReadonlyArray<RateLimit> | undefined
   /** Added to every window for extra caution (e.g. against clock drift); default 0. */
   readonly margin?: Duration.DurationInput | undefined
 }
@@ -120,13 +140,27 @@ const makeFifoLock = () => {
  * @since 0.1.0
  */
 export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
-  Effect.gen(function*() {
+  Effect.sync(() => {
     const margin = options?.margin === undefined ? 0 : Duration.toMillis(Duration.decode(options.margin))
+    const buckets: Record<Bucket, ReturnType<typeof makeBucket>> = {
+      results: makeBucket(options?.limits ?? DEFAULT_LIMITS, margin),
+      machineActions: makeBucket(options?.machineActionLimits ?? DEFAULT_LIMITS, margin),
+      run: makeBucket(options?.runLimits ?? DEFAULT_RUN_LIMITS, margin)
+    }
+    return DefenderRateLimiter.of({
+      withPermit: (call, bucket = "results") => buckets[bucket].withPermit(call),
+      pause: (duration, bucket = "results") => buckets[bucket].pause(duration),
+      waiting: Effect.sync(() => buckets.results.waiters() + buckets.machineActions.waiters() + buckets.run.waiters())
+    })
+  })
+
+/** One budget: its windows, its pause and its queue. */
+const makeBucket = (limits: ReadonlyArray<RateLimit>, margin: number) => {
     // One permit's time in the windows: when it was granted, then when its call ended.
     interface Stamp {
       time: number
     }
-    const windows = (options?.limits ?? DEFAULT_LIMITS).map((l) => {
+    const windows = limits.map((l) => {
       if (!Number.isInteger(l.limit) || l.limit < 1) {
         throw new RangeError(`rate limit must be a positive integer, got ${l.limit}`)
       }
@@ -198,12 +232,8 @@ export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
         pausedUntil = Math.max(pausedUntil, now + Duration.toMillis(Duration.decode(duration)))
       })
 
-    return DefenderRateLimiter.of({
-      withPermit,
-      pause,
-      waiting: Effect.sync(() => waiters)
-    })
-  })
+    return { withPermit, pause, waiters: () => waiters }
+}
 
 /**
  * An in-memory limiter shared by every fiber that uses this layer.
@@ -258,4 +288,19 @@ export const config: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MD
  * @since 0.1.0
  */
 export const layerConfig = (): Layer.Layer<DefenderRateLimiter, ConfigError.ConfigError> =>
-  Layer.effect(DefenderRateLimiter, Effect.flatMap(config, (limits) => make({ limits })))
+  Layer.effect(
+    DefenderRateLimiter,
+    Effect.flatMap(Config.all({ limits: config, runLimits: runConfig }), (limits) => make(limits))
+  )
+
+/**
+ * Reads run live response's limits from `MDE_RUN_RATE_LIMITS` (default `10/1m`).
+ *
+ * @since 0.1.0
+ */
+export const runConfig: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MDE_RUN_RATE_LIMITS").pipe(
+  Config.withDefault("10/1m"),
+  Config.mapOrFail((text) =>
+    Either.mapLeft(parseLimits(text), (message) => ConfigError.InvalidData(["MDE_RUN_RATE_LIMITS"], message))
+  )
+)
