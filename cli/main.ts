@@ -31,6 +31,9 @@ export const EXIT_CODES = {
   InvalidArgument: 2,
   FileError: 12,
   OutputError: 12,
+  ActiveSessionExists: 13,
+  MachineActionFailed: 14,
+  DeadlineExceeded: 15,
   Unexpected: 1
 } as const
 

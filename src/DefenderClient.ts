@@ -19,6 +19,7 @@ import {
   Context,
   Duration,
   Effect,
+  Either,
   Layer,
   Option,
   Redacted,
@@ -30,6 +31,7 @@ import {
 import { DefenderAuth } from "./DefenderAuth.ts"
 import * as DefenderCloud from "./DefenderCloud.ts"
 import {
+  ActiveSessionExists,
   AuthenticationError,
   type DefenderError,
   DownloadRefused,
@@ -41,9 +43,10 @@ import {
   Throttled,
   TranscriptDecodeError
 } from "./DefenderError.ts"
-import { DefenderRateLimiter } from "./DefenderRateLimiter.ts"
+import { type Bucket, DefenderRateLimiter } from "./DefenderRateLimiter.ts"
 import { DEFAULT_MAX_RETRY_AFTER_MILLIS, parseRetryAfter } from "./internal/retryAfter.ts"
 import { checkSecureUrl, DEFAULT_DOWNLOAD_HOSTS, hostMatches, parseHostList, redactText, redactUrl } from "./internal/url.ts"
+import * as MachineAction from "./MachineAction.ts"
 import * as Transcript from "./Transcript.ts"
 
 /**
@@ -82,6 +85,29 @@ export interface DefenderClient {
   readonly downloadResult: (ref: CommandRef) => Stream.Stream<Uint8Array, DefenderError>
   /** Downloads and decodes one RunScript command's transcript. */
   readonly getTranscript: (ref: CommandRef) => Effect.Effect<Transcript.Transcript, DefenderError>
+  /** Reads a machine action (`GET /api/machineactions/{id}`). */
+  readonly getMachineAction: (machineActionId: string) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+  /**
+   * Starts a live response session (`POST /api/machines/{id}/runliveresponse`): one call,
+   * retried only on a 429. A machine with a session running is `ActiveSessionExists`.
+   */
+  readonly runLiveResponse: (request: RunRequest) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+  /** Asks Defender to cancel a machine action (`POST /api/machineactions/{id}/cancel`). */
+  readonly cancelMachineAction: (
+    machineActionId: string,
+    comment: string
+  ) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+}
+
+/**
+ * What to run: the machine, its commands and the comment Defender records.
+ *
+ * @since 0.1.0
+ */
+export interface RunRequest {
+  readonly machineId: string
+  readonly commands: ReadonlyArray<MachineAction.Command>
+  readonly comment: string
 }
 
 /**
@@ -165,10 +191,11 @@ const serverWait = (error: DefenderError): number | undefined =>
   error._tag === "Throttled" || error._tag === "HttpError" ? error.retryAfterMillis : undefined
 
 const retryPolicy = (
-  schedule: Schedule.Schedule<unknown, DefenderError>
+  schedule: Schedule.Schedule<unknown, DefenderError>,
+  retryable: (error: DefenderError) => boolean = isRetryable
 ): Schedule.Schedule<unknown, DefenderError> =>
   Schedule.intersect(schedule, Schedule.identity<DefenderError>()).pipe(
-    Schedule.whileInput(isRetryable),
+    Schedule.whileInput(retryable),
     // The server's Retry-After wins over the schedule's own wait.
     Schedule.modifyDelay(([, error], delay) => {
       const wait = serverWait(error)
@@ -304,16 +331,21 @@ export const make = (
     const storage = HttpClient.withTracerDisabledWhen(http, () => true)
     const cloud = options?.cloud ?? DefenderCloud.commercial
     const policy = retryPolicy(options?.retry ?? defaultRetrySchedule)
+    // A POST that may have been carried out is not repeated: only a 429 (never executed) is.
+    const postPolicy = retryPolicy(options?.retry ?? defaultRetrySchedule, (e) => e._tag === "Throttled")
     const allowedHosts = [...DEFAULT_DOWNLOAD_HOSTS, ...(options?.downloadHosts ?? [])]
     const maxTranscriptBytes = options?.maxTranscriptBytes ?? DEFAULT_MAX_TRANSCRIPT_BYTES
 
     const timeout = Duration.decode(options?.timeout ?? DEFAULT_TIMEOUT)
 
     /** Runs `attempt(n)` with the retry policy; `n` counts the attempts from 1. */
-    const retrying = <A>(attempt: (n: number) => Effect.Effect<A, DefenderError>): Effect.Effect<A, DefenderError> =>
+    const retrying = <A>(
+      attempt: (n: number) => Effect.Effect<A, DefenderError>,
+      schedule: Schedule.Schedule<unknown, DefenderError> = policy
+    ): Effect.Effect<A, DefenderError> =>
       Effect.flatMap(Ref.make(0), (counter) => {
         const once: Effect.Effect<A, DefenderError> = Effect.flatMap(Ref.updateAndGet(counter, (n) => n + 1), attempt)
-        return Effect.retry(once, policy)
+        return Effect.retry(once, schedule)
       })
 
     const transportError = (method: string, url: string, attempts: number) => (e: HttpClientError.HttpClientError) =>
@@ -340,6 +372,7 @@ export const make = (
     const sendAuthorized = <A>(
       request: HttpClientRequest.HttpClientRequest,
       attempts: number,
+      bucket: Bucket,
       handle: (response: HttpClientResponse.HttpClientResponse) => Effect.Effect<A, DefenderError>
     ) =>
       Effect.gen(function*() {
@@ -359,7 +392,7 @@ export const make = (
                 : Effect.map(handle(response), (value) => ({ value }))
             ),
             timed(request.method, request.url, attempts)
-          ))
+          ), bucket)
           if ("value" in outcome) return outcome.value
           if (renewed || !(yield* auth.invalidate(token))) {
             const description = outcome.unauthorized.apiMessage
@@ -383,13 +416,16 @@ export const make = (
       response: HttpClientResponse.HttpClientResponse,
       request: HttpClientRequest.HttpClientRequest,
       resource: string,
-      attempts: number
+      attempts: number,
+      bucket: Bucket
     ) =>
       Effect.gen(function*() {
         const retryAfter = yield* retryAfterOf(response)
         // Every caller of this budget waits, not only the one that was told to, and at
         // once: before this answer's body has even been read.
-        if (response.status === 429 && retryAfter !== undefined) yield* limiter.pause(Duration.millis(retryAfter))
+        if (response.status === 429 && retryAfter !== undefined) {
+          yield* limiter.pause(Duration.millis(retryAfter), bucket)
+        }
         const info = yield* apiErrorInfo(response)
         const wait = retryAfter === undefined ? {} : { retryAfterMillis: retryAfter }
         switch (response.status) {
@@ -419,20 +455,107 @@ export const make = (
         }
       })
 
-    /** A GET on the API, retried; its body as text, or the typed error of a non-2xx answer. */
-    const apiGet = (url: string, resource: string) => {
-      const request = HttpClientRequest.get(url).pipe(HttpClientRequest.acceptJson)
-      return retrying((attempts) =>
-        sendAuthorized(request, attempts, (response) =>
-          response.status < 200 || response.status >= 300
-            ? apiFailure(response, request, resource, attempts)
-            // Read inside the attempt, so a connection lost mid-body is retried too.
-            : Effect.map(
-              Effect.mapError(response.text, transportError("GET", url, attempts)),
-              (text) => ({ text, status: response.status, attempts })
-            ))
+    /** One API call, retried; its body as text, or the typed error of a non-2xx answer. */
+    const apiCall = (
+      request: HttpClientRequest.HttpClientRequest,
+      resource: string,
+      bucket: Bucket = "results"
+    ) =>
+      retrying(
+        (attempts) =>
+          sendAuthorized(request.pipe(HttpClientRequest.acceptJson), attempts, bucket, (response) =>
+            response.status < 200 || response.status >= 300
+              ? apiFailure(response, request, resource, attempts, bucket)
+              // Read inside the attempt, so a connection lost mid-body is retried too.
+              : Effect.map(
+                Effect.mapError(response.text, transportError(request.method, request.url, attempts)),
+                (text) => ({ text, status: response.status, attempts })
+              )),
+        request.method === "GET" ? policy : postPolicy
       )
+
+    /** Parses an API answer's JSON; an unreadable one is an `InvalidResponse`. */
+    const parseJson = (answer: { readonly text: string; readonly status: number; readonly attempts: number }, method: string, url: string) => {
+      try {
+        return Effect.succeed(JSON.parse(answer.text) as unknown)
+      } catch {
+        return Effect.fail(
+          new HttpError({
+            reason: "InvalidResponse",
+            method,
+            url: redactUrl(url),
+            attempts: answer.attempts,
+            status: answer.status,
+            detail: "the body is not JSON"
+          })
+        )
+      }
     }
+
+    const machineAction = (answer: { readonly text: string; readonly status: number; readonly attempts: number }, method: string, url: string) =>
+      Effect.flatMap(parseJson(answer, method, url), (json) =>
+        Either.match(MachineAction.decode(json), {
+          onLeft: (detail) =>
+            Effect.fail(
+              new HttpError({
+                reason: "InvalidResponse",
+                method,
+                url: redactUrl(url),
+                attempts: answer.attempts,
+                status: answer.status,
+                detail: `not a machine action: ${detail}`
+              })
+            ),
+          onRight: Effect.succeed
+        }))
+
+    const actionUrl = (id: string) => `${cloud.apiBaseUrl}/api/machineactions/${encodeURIComponent(id)}`
+
+    const getMachineAction = Effect.fn("DefenderClient.getMachineAction")(function*(machineActionId: string) {
+      const { machineActionId: id } = yield* checkRef({ machineActionId, index: 0 })
+      yield* Effect.annotateCurrentSpan("mde.machine_action_id", id)
+      const url = actionUrl(id)
+      const answer = yield* apiCall(HttpClientRequest.get(url), `machine action ${id}`, "machineActions")
+      return yield* machineAction(answer, "GET", url)
+    })
+
+    const runLiveResponse = Effect.fn("DefenderClient.runLiveResponse")(function*(request: RunRequest) {
+      const machineId = typeof request.machineId === "string" ? request.machineId.trim() : ""
+      if (machineId === "" || machineId === "." || machineId === ".." || /[\u0000-\u001f]/.test(machineId)) {
+        return yield* new InvalidArgument({ argument: "machineId", detail: "must be a non-empty machine id" })
+      }
+      const body = MachineAction.toRequestBody(request.commands, request.comment)
+      if (Either.isLeft(body)) return yield* new InvalidArgument({ argument: "commands", detail: body.left })
+      yield* Effect.annotateCurrentSpan("mde.machine_id", machineId)
+      const url = `${cloud.apiBaseUrl}/api/machines/${encodeURIComponent(machineId)}/runliveresponse`
+      const answer = yield* apiCall(
+        HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson(body.right)),
+        `machine ${machineId}`,
+        "run"
+      ).pipe(
+        Effect.catchIf(
+          (e): e is HttpError => e._tag === "HttpError" && e.status === 400 && e.code === "ActiveRequestAlreadyExists",
+          (e) => Effect.fail(new ActiveSessionExists({ machineId, ...(e.target === undefined ? {} : { target: e.target }) }))
+        )
+      )
+      const action = yield* machineAction(answer, "POST", url)
+      yield* Effect.annotateCurrentSpan("mde.machine_action_id", action.id)
+      return action
+    })
+
+    const cancelMachineAction = Effect.fn("DefenderClient.cancelMachineAction")(
+      function*(machineActionId: string, comment: string) {
+        const { machineActionId: id } = yield* checkRef({ machineActionId, index: 0 })
+        yield* Effect.annotateCurrentSpan("mde.machine_action_id", id)
+        const url = `${actionUrl(id)}/cancel`
+        const answer = yield* apiCall(
+          HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson({ Comment: comment })),
+          `machine action ${id}`,
+          "machineActions"
+        )
+        return yield* machineAction(answer, "POST", url)
+      }
+    )
 
     const getResultLink = Effect.fn("DefenderClient.getResultLink")(function*(input: CommandRef) {
       const ref = yield* checkRef(input)
@@ -443,8 +566,8 @@ export const make = (
       const url = `${cloud.apiBaseUrl}/api/machineactions/${
         encodeURIComponent(ref.machineActionId)
       }/GetLiveResponseResultDownloadLink(index=${ref.index})`
-      const { attempts, status, text } = yield* apiGet(
-        url,
+      const { attempts, status, text } = yield* apiCall(
+        HttpClientRequest.get(url),
         `machine action ${ref.machineActionId} (command index ${ref.index})`
       )
       const invalid = (detail: string) =>
@@ -591,7 +714,15 @@ export const make = (
       return yield* Transcript.decode(bytes)
     })
 
-    return DefenderClient.of({ cloud, getResultLink, downloadResult, getTranscript })
+    return DefenderClient.of({
+      cloud,
+      getResultLink,
+      downloadResult,
+      getTranscript,
+      getMachineAction,
+      runLiveResponse,
+      cancelMachineAction
+    })
   })
 
 /**

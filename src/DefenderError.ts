@@ -435,6 +435,102 @@ export class InvalidArgument extends InvalidArgumentBase {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Live response sessions
+// ---------------------------------------------------------------------------
+
+const ActiveSessionExistsBase: Schema.TaggedErrorClass<ActiveSessionExists, "ActiveSessionExists", {
+  readonly _tag: Schema.tag<"ActiveSessionExists">
+  readonly machineId: typeof Schema.String
+  readonly target: typeof optionalString
+}> = Schema.TaggedError<ActiveSessionExists>()("ActiveSessionExists", {
+  machineId: Schema.String,
+  target: optionalString
+})
+
+/**
+ * The machine already has a live response session running (400 `ActiveRequestAlreadyExists`).
+ *
+ * @since 0.1.0
+ */
+export class ActiveSessionExists extends ActiveSessionExistsBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Machine ${this.machineId} already has a live response session running: wait for it to end (the waitForActiveSession option), or cancel it${
+      suffix([this.target && `request id ${this.target}`])
+    }`
+  }
+}
+
+const CommandOutcome: Schema.Struct<{
+  index: typeof Schema.Number
+  type: typeof Schema.String
+  status: typeof Schema.String
+  errors: Schema.Array$<typeof Schema.String>
+}> = Schema.Struct({
+  index: Schema.Number,
+  type: Schema.String,
+  status: Schema.String,
+  errors: Schema.Array(Schema.String)
+})
+
+const MachineActionFailedBase: Schema.TaggedErrorClass<MachineActionFailed, "MachineActionFailed", {
+  readonly _tag: Schema.tag<"MachineActionFailed">
+  readonly reason: Schema.Literal<["Failed", "TimeOut", "Cancelled"]>
+  readonly machineActionId: typeof Schema.String
+  readonly commands: Schema.Array$<typeof CommandOutcome>
+}> = Schema.TaggedError<MachineActionFailed>()("MachineActionFailed", {
+  reason: Schema.Literal("Failed", "TimeOut", "Cancelled"),
+  machineActionId: Schema.String,
+  commands: Schema.Array(CommandOutcome)
+})
+
+/**
+ * A machine action ended without succeeding: `Failed`, `TimeOut` or `Cancelled`.
+ * `commands` holds each command's status and errors.
+ *
+ * @since 0.1.0
+ */
+export class MachineActionFailed extends MachineActionFailedBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const failed = this.commands.find((c) => c.errors.length > 0)
+    const what = this.reason === "TimeOut"
+      ? "timed out (RunScript has 10 minutes, GetFile 30)"
+      : this.reason === "Cancelled"
+      ? "was cancelled"
+      : "failed"
+    return `Machine action ${this.machineActionId} ${what}${
+      failed === undefined ? "" : `: command ${failed.index} (${failed.type}) ${failed.errors.join("; ").slice(0, 300)}`
+    }`
+  }
+}
+
+const DeadlineExceededBase: Schema.TaggedErrorClass<DeadlineExceeded, "DeadlineExceeded", {
+  readonly _tag: Schema.tag<"DeadlineExceeded">
+  readonly waitingFor: typeof Schema.String
+  readonly deadlineMillis: typeof Schema.Number
+  readonly lastStatus: typeof optionalString
+}> = Schema.TaggedError<DeadlineExceeded>()("DeadlineExceeded", {
+  waitingFor: Schema.String,
+  deadlineMillis: Schema.Number,
+  lastStatus: optionalString
+})
+
+/**
+ * The library stopped waiting after the deadline the caller gave (the action was cancelled).
+ *
+ * @since 0.1.0
+ */
+export class DeadlineExceeded extends DeadlineExceededBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `Gave up waiting for ${this.waitingFor} after ${Math.round(this.deadlineMillis / 1000)} s${
+      this.lastStatus === undefined ? "" : ` (last status ${this.lastStatus})`
+    }: raise the deadline if the device may be offline`
+  }
+}
+
 /**
  * Every error the library's programs can fail with.
  *
@@ -450,3 +546,6 @@ export type DefenderError =
   | TranscriptDecodeError
   | HttpError
   | InvalidArgument
+  | ActiveSessionExists
+  | MachineActionFailed
+  | DeadlineExceeded
