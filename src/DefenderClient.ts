@@ -519,6 +519,18 @@ export const make = (
       return yield* machineAction(answer, "GET", url)
     })
 
+    // Run calls for the same machine go one at a time within this client, so two fibers
+    // never race each other into ActiveRequestAlreadyExists.
+    const machineLocks = new Map<string, Effect.Semaphore>()
+    const machineLock = (machineId: string) => {
+      let lock = machineLocks.get(machineId)
+      if (lock === undefined) {
+        lock = Effect.unsafeMakeSemaphore(1)
+        machineLocks.set(machineId, lock)
+      }
+      return lock.withPermits(1)
+    }
+
     const runLiveResponse = Effect.fn("DefenderClient.runLiveResponse")(function*(request: RunRequest) {
       const machineId = typeof request.machineId === "string" ? request.machineId.trim() : ""
       if (machineId === "" || machineId === "." || machineId === ".." || /[\u0000-\u001f]/.test(machineId)) {
@@ -533,6 +545,7 @@ export const make = (
         `machine ${machineId}`,
         "run"
       ).pipe(
+        machineLock(machineId),
         Effect.catchIf(
           (e): e is HttpError => e._tag === "HttpError" && e.status === 400 && e.code === "ActiveRequestAlreadyExists",
           (e) => Effect.fail(new ActiveSessionExists({ machineId, ...(e.target === undefined ? {} : { target: e.target }) }))

@@ -22,10 +22,11 @@
  * @since 0.1.0
  */
 import type { HttpClient } from "@effect/platform"
-import { type ConfigError, Effect, Layer, Stream } from "effect"
+import { Clock, type ConfigError, Duration, Effect, Layer, Option, Schedule, Sink, Stream } from "effect"
 import * as DefenderAuth from "./DefenderAuth.ts"
 import * as DefenderClient from "./DefenderClient.ts"
-import type { DefenderError } from "./DefenderError.ts"
+import { type DefenderError, DeadlineExceeded, HttpError, MachineActionFailed } from "./DefenderError.ts"
+import * as MachineAction from "./MachineAction.ts"
 import * as DefenderRateLimiter from "./DefenderRateLimiter.ts"
 import type { Transcript } from "./Transcript.ts"
 
@@ -101,3 +102,305 @@ export const layerConfig = (): Layer.Layer<
   DefenderClient.layerConfig().pipe(
     Layer.provide(Layer.merge(DefenderAuth.layerConfig(), DefenderRateLimiter.layerConfig()))
   )
+
+// ---------------------------------------------------------------------------
+// Live response sessions
+// ---------------------------------------------------------------------------
+
+/**
+ * What to run: `{ machineId, commands, comment }`, commands typed as
+ * `PutFile | RunScript | GetFile` (in that order).
+ *
+ * @since 0.1.0
+ */
+export type RunRequest = DefenderClient.RunRequest
+
+/**
+ * Options of `runLiveResponse`.
+ *
+ * @since 0.1.0
+ */
+export interface RunOptions {
+  /**
+   * When the machine already has a session running, try again every `interval`
+   * (default 30 s) until it has ended, for at most `deadline`; without this option
+   * `ActiveSessionExists` fails at once.
+   */
+  readonly waitForActiveSession?: {
+    readonly deadline: Duration.DurationInput
+    readonly interval?: Duration.DurationInput | undefined
+  } | undefined
+}
+
+/**
+ * Starts a live response session on a machine and answers its machine action.
+ * Calls for the same machine are serialised within one client; the run budget
+ * (10 calls per minute) is the limiter's `run` bucket.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LiveResponse } from "@mde/live-response"
+ *
+ * const action = LiveResponse.runLiveResponse({
+ *   machineId: "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+ *   commands: [{ type: "RunScript", scriptName: "minidump.ps1", args: "OfficeClickToRun" }, { type: "GetFile", path: "C:\\windows\\TEMP\\OfficeClickToRun.dmp.zip" }],
+ *   comment: "incident 4711"
+ * }, { waitForActiveSession: { deadline: "10 minutes" } })
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const runLiveResponse = (
+  request: RunRequest,
+  options?: RunOptions
+): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.flatMap(DefenderClient.DefenderClient, (client) => {
+    const run = client.runLiveResponse(request)
+    const wait = options?.waitForActiveSession
+    if (wait === undefined) return run
+    return Effect.retry(run, {
+      schedule: Schedule.spaced(wait.interval ?? "30 seconds").pipe(Schedule.upTo(wait.deadline)),
+      while: (e) => e._tag === "ActiveSessionExists"
+    })
+  })
+
+/**
+ * Options of `awaitMachineAction`.
+ *
+ * @since 0.1.0
+ */
+export interface AwaitOptions {
+  /** The wait before the first poll; default 5 seconds. */
+  readonly firstDelay?: Duration.DurationInput | undefined
+  /** The wait between polls; default 10 seconds. */
+  readonly interval?: Duration.DurationInput | undefined
+  /**
+   * How long to wait in all; default 1 hour (RunScript may take 10 minutes and GetFile 30, and an
+   * offline device holds the session queued). Past it the action is cancelled and the wait fails
+   * with `DeadlineExceeded`.
+   */
+  readonly deadline?: Duration.DurationInput | undefined
+  /** How long a 404 is taken as "not visible yet" for a new action; default 1 minute. */
+  readonly notFoundGrace?: Duration.DurationInput | undefined
+  /** The comment of the cancel sent on interruption; default "cancelled by mde-live-response". */
+  readonly cancelComment?: string | undefined
+}
+
+const outcome = (action: MachineAction.MachineAction) =>
+  action.commands.map((c) => ({ index: c.index, type: c.command.type, status: c.commandStatus, errors: c.errors }))
+
+/**
+ * Waits for a machine action to end. `Succeeded` answers the action; `Failed`,
+ * `TimeOut` and `Cancelled` are a `MachineActionFailed` carrying each command's
+ * status and errors. If the waiting fiber is interrupted (a timeout, Ctrl-C, a
+ * closing scope) or the deadline passes, exactly one cancel is sent for the
+ * action before it lets go — an action that ended meanwhile is left as it is.
+ *
+ * @since 0.1.0
+ */
+export const awaitMachineAction = (
+  machineActionId: string,
+  options?: AwaitOptions
+): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.gen(function*() {
+    const client = yield* DefenderClient.DefenderClient
+    const interval = Duration.decode(options?.interval ?? "10 seconds")
+    const deadline = Duration.decode(options?.deadline ?? "1 hour")
+    const grace = Duration.toMillis(Duration.decode(options?.notFoundGrace ?? "1 minute"))
+    const started = yield* Clock.currentTimeMillis
+    let lastStatus: string | undefined
+    let ended = false
+
+    const poll: Effect.Effect<MachineAction.MachineAction, DefenderError> = Effect.gen(function*() {
+      yield* Effect.sleep(options?.firstDelay ?? "5 seconds")
+      while (true) {
+        const answer = yield* Effect.either(client.getMachineAction(machineActionId))
+        const now = yield* Clock.currentTimeMillis
+        if (answer._tag === "Left") {
+          // A new action can be unknown to the API for a moment.
+          if (answer.left._tag !== "NotFound" || now - started >= grace) return yield* answer.left
+        } else {
+          const action = answer.right
+          lastStatus = action.status
+          if (MachineAction.isFinal(action.status)) {
+            ended = true
+            if (action.status === "Succeeded") return action
+            return yield* new MachineActionFailed({
+              reason: action.status as "Failed" | "TimeOut" | "Cancelled",
+              machineActionId,
+              commands: outcome(action)
+            })
+          }
+        }
+        yield* Effect.sleep(interval)
+      }
+    })
+
+    // Sent once, when the wait is given up; a 400 because the action ended meanwhile is fine.
+    const cancel = Effect.suspend(() =>
+      ended
+        ? Effect.void
+        : client.cancelMachineAction(machineActionId, options?.cancelComment ?? "cancelled by mde-live-response").pipe(
+          Effect.timeout("1 minute"),
+          Effect.ignore,
+          Effect.withSpan("LiveResponse.cancelOnInterrupt")
+        )
+    )
+
+    return yield* poll.pipe(
+      Effect.onInterrupt(() => cancel),
+      Effect.timeoutFail({
+        duration: deadline,
+        onTimeout: () =>
+          new DeadlineExceeded({
+            waitingFor: `machine action ${machineActionId}`,
+            deadlineMillis: Duration.toMillis(deadline),
+            ...(lastStatus === undefined ? {} : { lastStatus })
+          })
+      })
+    )
+  }).pipe(Effect.withSpan("LiveResponse.awaitMachineAction", { attributes: { "mde.machine_action_id": machineActionId } }))
+
+/**
+ * One command's result.
+ *
+ * - RunScript: the decoded transcript.
+ * - GetFile: the file as a byte stream (fetched when consumed); with `decompress`, a gzip file
+ *   (detected by its magic bytes) arrives decompressed.
+ * - PutFile: no result.
+ *
+ * @since 0.1.0
+ */
+export type CommandResult =
+  | { readonly index: number; readonly type: "RunScript"; readonly scriptName: string; readonly transcript: Transcript }
+  | {
+    readonly index: number
+    readonly type: "GetFile"
+    readonly path: string
+    readonly bytes: Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient>
+  }
+  | { readonly index: number; readonly type: "PutFile"; readonly fileName: string }
+
+const param = (command: MachineAction.CommandState, key: string): string =>
+  command.command.params.find((p) => p.key.toLowerCase() === key.toLowerCase())?.value ?? ""
+
+const isDefenderError = (u: unknown): u is DefenderError =>
+  typeof u === "object" && u !== null && "_tag" in u && u instanceof Error
+
+/** Decompresses a stream that starts with the gzip magic bytes; passes any other through. */
+const gunzipIfGzip = (
+  bytes: Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient>
+): Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient> =>
+  Stream.unwrapScoped(
+    Effect.map(Stream.peel(bytes, Sink.head<Uint8Array>()), ([first, rest]) => {
+      const whole = Option.match(first, { onNone: () => rest, onSome: (c) => Stream.concat(Stream.make(c), rest) })
+      const head = Option.getOrUndefined(first)
+      if (head === undefined || head.length < 2 || head[0] !== 0x1f || head[1] !== 0x8b) return whole
+      return Stream.unwrap(
+        Effect.map(Stream.toReadableStreamEffect(whole), (readable) =>
+          Stream.fromReadableStream({
+            // The DOM typings declare DecompressionStream's writable side as BufferSource.
+            evaluate: () =>
+              readable.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>),
+            onError: (cause): DefenderError =>
+              isDefenderError(cause) ? cause : new HttpError({
+                reason: "InvalidResponse",
+                method: "GET",
+                url: "(result download)",
+                attempts: 1,
+                detail: "the gzip data is corrupt"
+              })
+          }))
+      )
+    })
+  )
+
+/**
+ * Every command's result of a succeeded machine action, one element per command
+ * in index order, matched by index and type.
+ *
+ * @since 0.1.0
+ */
+export const results = (
+  action: MachineAction.MachineAction,
+  options?: { readonly decompress?: boolean | undefined }
+): Stream.Stream<CommandResult, DefenderError, DefenderClient.DefenderClient> =>
+  Stream.fromIterable([...action.commands].sort((a, b) => a.index - b.index)).pipe(
+    Stream.mapEffect((command): Effect.Effect<CommandResult, DefenderError, DefenderClient.DefenderClient> => {
+      const ref = { machineActionId: action.id, index: command.index }
+      switch (command.command.type) {
+        case "RunScript":
+          return Effect.map(getTranscript(ref), (transcript) => ({
+            index: command.index,
+            type: "RunScript" as const,
+            scriptName: param(command, "ScriptName"),
+            transcript
+          }))
+        case "GetFile": {
+          const raw = downloadResult(ref)
+          return Effect.succeed({
+            index: command.index,
+            type: "GetFile" as const,
+            path: param(command, "Path"),
+            bytes: options?.decompress === true ? gunzipIfGzip(raw) : raw
+          })
+        }
+        default:
+          return Effect.succeed({ index: command.index, type: "PutFile" as const, fileName: param(command, "FileName") })
+      }
+    })
+  )
+
+/**
+ * A whole session in one call: run, wait, and every command's result.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LiveResponse } from "@mde/live-response"
+ *
+ * const session = LiveResponse.runAndCollect({
+ *   machineId: "1e5bc9d7e413ddd7902c2932e418702b84d0cc07",
+ *   commands: [{ type: "RunScript", scriptName: "collect.ps1" }],
+ *   comment: "triage"
+ * }).pipe(Effect.map(({ results }) => results))
+ * ```
+ *
+ * @since 0.1.0
+ */
+export const runAndCollect = (
+  request: RunRequest,
+  options?: RunOptions & AwaitOptions & { readonly decompress?: boolean | undefined }
+): Effect.Effect<
+  { readonly action: MachineAction.MachineAction; readonly results: ReadonlyArray<CommandResult> },
+  DefenderError,
+  DefenderClient.DefenderClient
+> =>
+  Effect.gen(function*() {
+    const started = yield* runLiveResponse(request, options)
+    const action = yield* awaitMachineAction(started.id, options)
+    const collected = yield* Stream.runCollect(results(action, options))
+    return { action, results: [...collected] }
+  })
+
+/**
+ * Asks Defender to cancel a machine action.
+ *
+ * @since 0.1.0
+ */
+export const cancelMachineAction = (
+  machineActionId: string,
+  comment: string
+): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.flatMap(DefenderClient.DefenderClient, (client) => client.cancelMachineAction(machineActionId, comment))
+
+/**
+ * Reads a machine action.
+ *
+ * @since 0.1.0
+ */
+export const getMachineAction = (
+  machineActionId: string
+): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.flatMap(DefenderClient.DefenderClient, (client) => client.getMachineAction(machineActionId))

@@ -88,6 +88,8 @@ export interface Options {
   readonly pendingFor?: Duration.DurationInput | undefined
   /** How long a new machine action stays `InProgress`; default 5 seconds. */
   readonly runFor?: Duration.DurationInput | undefined
+  /** How long get machine action answers 404 for a new action, as the API can for a moment; default 0. */
+  readonly visibleAfter?: Duration.DurationInput | undefined
   /** Where result links point; `serve` sets its own origin. Default `https://simulator.blob.core.windows.net`. */
   readonly blobOrigin?: string | undefined
   /** Faults to inject. */
@@ -333,6 +335,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
     const linkLifetime = Duration.toMillis(Duration.decode(options?.linkLifetime ?? "30 minutes"))
     const pendingFor = Duration.toMillis(Duration.decode(options?.pendingFor ?? "2 seconds"))
     const runFor = Duration.toMillis(Duration.decode(options?.runFor ?? "5 seconds"))
+    const visibleAfter = Duration.toMillis(Duration.decode(options?.visibleAfter ?? 0))
     const resultQuota = makeWindows(
       options?.rateLimits ?? [{ limit: 100, window: "1 minute" }, { limit: 1500, window: "1 hour" }]
     )
@@ -701,7 +704,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         return api("getMachineAction", actionQuota, () =>
           Effect.sync(() => {
             const action = actions.get(decodeURIComponent(get[1]!))
-            return action === undefined
+            return action === undefined || now < action.createdAt + visibleAfter
               ? odata(404, "ResourceNotFound", "Machine action was not found", requestId)
               : json(200, actionJson(action, now))
           }))
