@@ -5,7 +5,7 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { Console, Duration, Effect, Layer, Stream } from "effect"
-import { mkdtempSync, writeFileSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
@@ -93,7 +93,10 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
     )
 
     yield* Console.log("2. A GetFile result, streamed to disk")
-    const dir = mkdtempSync(join(tmpdir(), "mde-demo-"))
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "mde-demo-"))),
+      (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+    )
     const file = join(dir, "OfficeClickToRun.dmp.zip.gz")
     const chunks: Array<Uint8Array> = []
     yield* Stream.runForEach(
@@ -102,7 +105,9 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
     )
     const bytes = Buffer.concat(chunks)
     writeFileSync(file, bytes)
-    yield* Console.log(`   ${bytes.length} bytes (gzip: ${bytes[0] === 0x1f && bytes[1] === 0x8b}) → ${file}\n`)
+    yield* Console.log(
+      `   ${bytes.length} bytes (gzip: ${bytes[0] === 0x1f && bytes[1] === 0x8b}) → ${file} (removed when the demo ends)\n`
+    )
 
     yield* Console.log("3. Failures are typed errors")
     for (const ref of [{ machineActionId: ACTIONS.failed, index: 0 }, { machineActionId: ACTIONS.blobGone, index: 0 }]) {

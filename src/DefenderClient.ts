@@ -92,11 +92,38 @@ export interface DefenderClient {
    * retried only on a 429. A machine with a session running is `ActiveSessionExists`.
    */
   readonly runLiveResponse: (request: RunRequest) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+  /** Puts a script into the live response library (`POST /api/libraryfiles`, multipart). */
+  readonly uploadScript: (upload: ScriptUpload) => Effect.Effect<LibraryFile, DefenderError>
   /** Asks Defender to cancel a machine action (`POST /api/machineactions/{id}/cancel`). */
   readonly cancelMachineAction: (
     machineActionId: string,
     comment: string
   ) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+}
+
+/**
+ * A script (or any file) to put into the live response library.
+ *
+ * @since 0.1.0
+ */
+export interface ScriptUpload {
+  readonly fileName: string
+  readonly content: string | Uint8Array
+  readonly description?: string | undefined
+  readonly parametersDescription?: string | undefined
+  readonly hasParameters?: boolean | undefined
+  /** Replace a library file of the same name; default false (then an existing file is a 400). */
+  readonly overrideIfExists?: boolean | undefined
+}
+
+/**
+ * A file in the live response library.
+ *
+ * @since 0.1.0
+ */
+export interface LibraryFile {
+  readonly fileName: string
+  readonly sha256: string | undefined
 }
 
 /**
@@ -727,7 +754,35 @@ export const make = (
       return yield* Transcript.decode(bytes)
     })
 
+    const uploadScript = Effect.fn("DefenderClient.uploadScript")(function*(upload: ScriptUpload) {
+      const fileName = typeof upload.fileName === "string" ? upload.fileName.trim() : ""
+      if (fileName === "" || /[\\/\u0000-\u001f]/.test(fileName)) {
+        return yield* new InvalidArgument({ argument: "fileName", detail: "must be a plain file name such as collect.ps1" })
+      }
+      yield* Effect.annotateCurrentSpan("mde.file_name", fileName)
+      const form = new FormData()
+      const bytes = typeof upload.content === "string" ? new TextEncoder().encode(upload.content) : upload.content
+      form.append("file", new Blob([bytes as Uint8Array<ArrayBuffer>]), fileName)
+      form.append("Description", upload.description ?? "")
+      if (upload.parametersDescription !== undefined) form.append("ParametersDescription", upload.parametersDescription)
+      form.append("HasParameters", String(upload.hasParameters ?? upload.parametersDescription !== undefined))
+      form.append("OverrideIfExists", String(upload.overrideIfExists ?? false))
+      const url = `${cloud.apiBaseUrl}/api/libraryfiles`
+      const answer = yield* apiCall(
+        HttpClientRequest.post(url).pipe(HttpClientRequest.bodyFormData(form)),
+        `library file ${fileName}`,
+        "machineActions"
+      )
+      const json = yield* parseJson(answer, "POST", url)
+      const value = typeof json === "object" && json !== null ? json as Record<string, unknown> : {}
+      return {
+        fileName: typeof value.fileName === "string" ? value.fileName : fileName,
+        sha256: typeof value.sha256 === "string" ? value.sha256 : undefined
+      } satisfies LibraryFile
+    })
+
     return DefenderClient.of({
+      uploadScript,
       cloud,
       getResultLink,
       downloadResult,

@@ -159,6 +159,7 @@ const makeBucket = (limits: ReadonlyArray<RateLimit>, margin: number) => {
     // One permit's time in the windows: when it was granted, then when its call ended.
     interface Stamp {
       time: number
+      ended: boolean
     }
     const windows = limits.map((l) => {
       if (!Number.isInteger(l.limit) || l.limit < 1) {
@@ -181,8 +182,9 @@ const makeBucket = (limits: ReadonlyArray<RateLimit>, margin: number) => {
       for (const w of windows) {
         if (w.stamps.length >= w.limit) {
           // A new call may start once one of the last `limit` calls has left the window.
+          // A call still in flight may reach the API at any moment: it cannot leave the window yet.
           let oldest = Infinity
-          for (const stamp of w.stamps) oldest = Math.min(oldest, stamp.time)
+          for (const stamp of w.stamps) oldest = Math.min(oldest, stamp.ended ? stamp.time : now)
           wait = Math.max(wait, oldest + w.millis - now)
         }
       }
@@ -190,7 +192,7 @@ const makeBucket = (limits: ReadonlyArray<RateLimit>, margin: number) => {
     }
 
     const take = (now: number): Stamp => {
-      const stamp = { time: now }
+      const stamp: Stamp = { time: now, ended: false }
       for (const w of windows) {
         w.stamps.push(stamp)
         if (w.stamps.length > w.limit) w.stamps.shift()
@@ -224,6 +226,7 @@ const makeBucket = (limits: ReadonlyArray<RateLimit>, margin: number) => {
           call,
           Effect.map(Clock.currentTimeMillis, (now) => {
             stamp.time = Math.max(stamp.time, now)
+            stamp.ended = true
           })
         ))
 

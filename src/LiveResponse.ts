@@ -404,3 +404,14 @@ export const getMachineAction = (
   machineActionId: string
 ): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
   Effect.flatMap(DefenderClient.DefenderClient, (client) => client.getMachineAction(machineActionId))
+
+/**
+ * Puts a script into the live response library (`POST /api/libraryfiles`), so a
+ * program can push a script, run it and collect its results.
+ *
+ * @since 0.1.0
+ */
+export const uploadScript = (
+  upload: DefenderClient.ScriptUpload
+): Effect.Effect<DefenderClient.LibraryFile, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.flatMap(DefenderClient.DefenderClient, (client) => client.uploadScript(upload))

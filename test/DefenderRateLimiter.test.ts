@@ -118,6 +118,21 @@ describe("DefenderRateLimiter", () => {
       expect(starts).toEqual([0, 0, 13_000])
     }))
 
+  it.effect("a call still in flight a window later keeps its slot", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "10 seconds" }] })
+      const starts: Array<number> = []
+      const call = (latency: Duration.DurationInput) =>
+        limiter.withPermit(
+          Clock.currentTimeMillis.pipe(Effect.tap((t) => starts.push(t)), Effect.zipRight(Effect.sleep(latency)))
+        )
+      // The first call hangs for 25 s: the second may start only 10 s after it ended.
+      const fiber = yield* Effect.fork(Effect.all([call("25 seconds"), call("0 millis")], { concurrency: "unbounded" }))
+      for (let i = 0; i < 40; i++) yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(starts).toEqual([0, 35_000])
+    }))
+
   it.effect("an optional margin widens every window", () =>
     Effect.gen(function*() {
       const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "1 second" }], margin: "250 millis" })

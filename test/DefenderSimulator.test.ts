@@ -2,6 +2,7 @@ import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Layer, Redacted, Stream, TestClock } from "effect"
 import { createHash } from "node:crypto"
+import { connect } from "node:net"
 import { gunzipSync } from "node:zlib"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
@@ -341,7 +342,72 @@ describe("DefenderSimulator faults", () => {
     }))
 })
 
+describe("DefenderSimulator odd input", () => {
+  it.effect("answers broken percent-encoding, a null body and a token sent to storage, never throws", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      const broken = yield* call(sim, "/api/machineactions/%E0%A4%A")
+      expect(broken.status).toBe(404)
+      const nullBody = yield* call(sim, "/api/machines/m1/runliveresponse", { method: "POST", body: "null" })
+      expect(nullBody.status).toBe(400)
+      const link = yield* call(sim, `/api/machineactions/${ACTIONS.runScript}/GetLiveResponseResultDownloadLink(index=0)`)
+      const url = ((yield* Effect.promise(() => link.json())) as { value: string }).value
+      const leaked = (yield* sim.handle(new Request(url, { headers: { authorization: "Bearer x" } })))!
+      expect([leaked.status, leaked.headers.get("x-ms-error-code")]).toEqual([400, "InvalidAuthenticationInfo"])
+      const ok = (yield* sim.handle(new Request(url)))!
+      expect(ok.headers.get("content-length")).toBe(String((yield* Effect.promise(() => ok.arrayBuffer())).byteLength))
+    }))
+
+  it.effect("429s without Retry-After are waited out with backoff", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({
+        rateLimits: [{ limit: 2, window: Duration.seconds(10) }],
+        faults: { omitRetryAfter: true }
+      })
+      const fiber = yield* Effect.fork(
+        Effect.forEach(Array.from({ length: 4 }), () => LiveResponse.getResultLink({ machineActionId: ACTIONS.runScript, index: 0 }), {
+          concurrency: "unbounded"
+        }).pipe(Effect.provide(over(sim, { limits: [] })))
+      )
+      for (let i = 0; i < 60; i++) yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(fiber)
+      expect(sim.count("getResultLink", 200)).toBe(4)
+      const throttled = sim.received.filter((r) => r.status === 429)
+      expect(throttled.length).toBeGreaterThan(0)
+    }))
+
+  it.effect("the live response library: upload a script, and a second upload needs OverrideIfExists", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      const layer = over(sim)
+      const file = yield* LiveResponse.uploadScript({ fileName: "collect.ps1", content: "Get-Process", description: "d" }).pipe(
+        Effect.provide(layer)
+      )
+      expect(file.fileName).toBe("collect.ps1")
+      const again = yield* Effect.flip(LiveResponse.uploadScript({ fileName: "collect.ps1", content: "x" })).pipe(Effect.provide(layer))
+      expect(again._tag === "HttpError" && [again.status, again.code]).toEqual([400, "FileAlreadyExists"])
+      yield* LiveResponse.uploadScript({ fileName: "collect.ps1", content: "x", overrideIfExists: true }).pipe(Effect.provide(layer))
+      const bad = yield* Effect.flip(LiveResponse.uploadScript({ fileName: "../x.ps1", content: "x" })).pipe(Effect.provide(layer))
+      expect(bad._tag).toBe("InvalidArgument")
+      expect(sim.count("uploadLibraryFile")).toBe(3)
+    }))
+})
+
 describe("DefenderSimulator.serve", () => {
+  it.live("a request the web Request cannot hold is a 400, not a crash", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      const served = yield* DefenderSimulator.serve(sim)
+      const status = yield* Effect.async<number>((resume) => {
+        const socket = connect(served.port, "127.0.0.1", () => socket.write("TRACE / HTTP/1.1\r\nHost: x\r\n\r\n"))
+        socket.on("data", (data) => {
+          resume(Effect.succeed(Number(data.toString().split(" ")[1])))
+          socket.destroy()
+        })
+      })
+      expect(status).toBe(400)
+    }).pipe(Effect.scoped))
+
   it.live("serves the same tenant on 127.0.0.1 to a real fetch client", () =>
     Effect.gen(function*() {
       const sim = yield* DefenderSimulator.make()

@@ -57,6 +57,8 @@ export interface Faults {
   readonly trickleRate?: number | undefined
   /** The pause between two trickled chunks; default 1 second. */
   readonly trickleDelay?: Duration.DurationInput | undefined
+  /** Leave `Retry-After` out of 429 answers (the docs do not promise it on every one). */
+  readonly omitRetryAfter?: boolean | undefined
   /** Seed of the fault dice, so a run can be repeated. */
   readonly seed?: number | undefined
 }
@@ -133,6 +135,7 @@ export type Endpoint =
   | "getMachineAction"
   | "runLiveResponse"
   | "cancel"
+  | "uploadLibraryFile"
   | "getResultLink"
   | "blob"
   | "unknown"
@@ -299,6 +302,15 @@ const prng = (seed: number) => {
   }
 }
 
+/** `decodeURIComponent` that answers the text as it is when it is not valid percent-encoding. */
+const safeDecode = (text: string): string => {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
 const json = (status: number, body: unknown, headers?: Record<string, string>): Response =>
   new Response(JSON.stringify(body), {
     status,
@@ -367,6 +379,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
       })
 
     const tokens = new Map<string, number>()
+    const library = new Map<string, string>()
     const actions = new Map<string, SimAction>()
     const blobs = new Map<string, Blob>()
     const links = new Map<string, { readonly blob: string; readonly expiresAt: number }>()
@@ -477,7 +490,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         "TooManyRequests",
         "Rate limit is exceeded. Try again later.",
         requestId,
-        { "retry-after": String(Math.max(1, Math.ceil(wait / 1000))) }
+        faults?.omitRetryAfter === true ? {} : { "retry-after": String(Math.max(1, Math.ceil(wait / 1000))) }
       )
 
     const authorized = (request: Request, now: number): boolean => {
@@ -551,6 +564,10 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
     }
 
     const blobEndpoint = (request: Request, url: URL, now: number, requestId: string): Response => {
+      // The SAS is the credential; a bearer token sent along is an error (and a leak).
+      if (request.headers.has("authorization")) {
+        return storageError(400, "InvalidAuthenticationInfo", "Authentication information is not given in the correct format.", requestId)
+      }
       const name = url.pathname.split("/").pop() ?? ""
       const link = links.get(url.searchParams.get("sig") ?? "")
       if (link === undefined || link.blob !== name) {
@@ -594,10 +611,17 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         }
         return new Response(blob.bytes.slice(start, end + 1) as Uint8Array<ArrayBuffer>, {
           status: 206,
-          headers: { ...headers, "content-range": `bytes ${start}-${end}/${blob.bytes.length}` }
+          headers: {
+            ...headers,
+            "content-range": `bytes ${start}-${end}/${blob.bytes.length}`,
+            "content-length": String(end + 1 - start)
+          }
         })
       }
-      return new Response(blob.bytes as Uint8Array<ArrayBuffer>, { status: 200, headers: { ...headers, "content-md5": blob.md5 } })
+      return new Response(blob.bytes as Uint8Array<ArrayBuffer>, {
+        status: 200,
+        headers: { ...headers, "content-md5": blob.md5, "content-length": String(blob.bytes.length) }
+      })
     }
 
     const runLiveResponse = (request: Request, machineId: string, now: number, requestId: string) =>
@@ -607,6 +631,9 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
           body = JSON.parse(text)
         } catch {
           return odata(400, "InvalidRequestBody", "The request body is not valid JSON", requestId)
+        }
+        if (typeof body !== "object" || body === null) {
+          return odata(400, "InvalidRequestBody", "The request body must be a JSON object", requestId)
         }
         const commands = Array.isArray(body.Commands) ? body.Commands : undefined
         const valid = commands !== undefined && commands.length > 0 && commands.every((c: any) =>
@@ -661,11 +688,35 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         return json(201, actionJson(action, now))
       })
 
+    const uploadLibraryFile = (request: Request, requestId: string) =>
+      Effect.map(
+        Effect.promise(() => request.formData().catch(() => undefined)),
+        (form): Response => {
+          const file = form?.get("file")
+          if (form === undefined || file === null || file === undefined || typeof file === "string") {
+            return odata(400, "InvalidRequestBody", "A multipart body with a file is required", requestId)
+          }
+          const name = (file as File).name
+          if (library.has(name) && form.get("OverrideIfExists") !== "true") {
+            return odata(400, "FileAlreadyExists", `A library file named ${name} already exists`, requestId)
+          }
+          library.set(name, String(form.get("Description") ?? ""))
+          return json(200, {
+            "@odata.context": "https://api.security.microsoft.com/api/$metadata#LibraryFiles/$entity",
+            fileName: name,
+            sha256: createHash("sha256").update(name).digest("hex"),
+            description: form.get("Description"),
+            hasParameters: form.get("HasParameters") === "true",
+            parametersDescription: form.get("ParametersDescription")
+          })
+        }
+      )
+
     const route = (request: Request, url: URL, now: number, requestId: string) => {
       const path = url.pathname
       const login = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path)
       if (login !== null && request.method === "POST") {
-        return { endpoint: "token" as const, answer: tokenEndpoint(request, decodeURIComponent(login[1]!), now, requestId) }
+        return { endpoint: "token" as const, answer: tokenEndpoint(request, safeDecode(login[1]!), now, requestId) }
       }
       if (path.startsWith("/blob/") && request.method === "GET") {
         return { endpoint: "blob" as const, answer: Effect.succeed(blobEndpoint(request, url, now, requestId)) }
@@ -683,13 +734,13 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
       const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(path)
       if (link !== null && request.method === "GET") {
         return api("getResultLink", resultQuota, () =>
-          Effect.succeed(resultLink(decodeURIComponent(link[1]!), Number(link[2]), now, requestId)))
+          Effect.succeed(resultLink(safeDecode(link[1]!), Number(link[2]), now, requestId)))
       }
       const cancel = /^\/api\/machineactions\/([^/]+)\/cancel$/.exec(path)
       if (cancel !== null && request.method === "POST") {
         return api("cancel", actionQuota, () =>
           Effect.sync(() => {
-            const action = actions.get(decodeURIComponent(cancel[1]!))
+            const action = actions.get(safeDecode(cancel[1]!))
             if (action === undefined) return odata(404, "ResourceNotFound", "Machine action was not found", requestId)
             const status = statusAt(action, now)
             if (status !== "Pending" && status !== "InProgress") {
@@ -703,16 +754,19 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
       if (get !== null && request.method === "GET") {
         return api("getMachineAction", actionQuota, () =>
           Effect.sync(() => {
-            const action = actions.get(decodeURIComponent(get[1]!))
+            const action = actions.get(safeDecode(get[1]!))
             return action === undefined || now < action.createdAt + visibleAfter
               ? odata(404, "ResourceNotFound", "Machine action was not found", requestId)
               : json(200, actionJson(action, now))
           }))
       }
+      if (path === "/api/libraryfiles" && request.method === "POST") {
+        return api("uploadLibraryFile", actionQuota, () => uploadLibraryFile(request, requestId))
+      }
       const run = /^\/api\/machines\/([^/]+)\/runliveresponse$/.exec(path)
       if (run !== null && request.method === "POST") {
         return api("runLiveResponse", runQuota, () =>
-          runLiveResponse(request, decodeURIComponent(run[1]!), now, requestId))
+          runLiveResponse(request, safeDecode(run[1]!), now, requestId))
       }
       return {
         endpoint: "unknown" as const,
@@ -860,19 +914,26 @@ export const serve = (
       const chunks: Array<Uint8Array> = []
       req.on("data", (chunk: Uint8Array) => chunks.push(chunk))
       req.on("end", () => {
-        const headers = new Headers()
-        for (const [key, value] of Object.entries(req.headers)) {
-          if (typeof value === "string") headers.set(key, value)
-          else if (Array.isArray(value)) headers.set(key, value.join(", "))
+        let request: Request
+        try {
+          const headers = new Headers()
+          for (const [key, value] of Object.entries(req.headers)) {
+            if (typeof value === "string") headers.set(key, value)
+            else if (Array.isArray(value)) headers.set(key, value.join(", "))
+          }
+          const method = req.method ?? "GET"
+          request = new Request(new URL(req.url ?? "/", sim.blobOrigin), {
+            method,
+            headers,
+            body: method === "GET" || method === "HEAD" ? null : Buffer.concat(chunks)
+          })
+        } catch {
+          // A request the web `Request` cannot represent (a TRACE, a broken URL).
+          res.writeHead(400).end()
+          return
         }
-        const method = req.method ?? "GET"
-        const request = new Request(new URL(req.url ?? "/", sim.blobOrigin), {
-          method,
-          headers,
-          body: method === "GET" || method === "HEAD" ? null : Buffer.concat(chunks)
-        })
-        run(sim.handle(request)).then(
-          async (response) => {
+        run(sim.handle(request))
+          .then(async (response) => {
             if (response === undefined) {
               req.socket.destroy()
               return
@@ -884,18 +945,28 @@ export const serve = (
             res.writeHead(response.status, out)
             if (response.body !== null) {
               const reader = response.body.getReader()
+              let closed = false
+              res.once("close", () => {
+                closed = true
+                res.emit("drain")
+              })
               for (let next = await reader.read(); !next.done; next = await reader.read()) {
-                // Respect back-pressure: a 1 GiB result must not pile up in memory.
+                // Respect back-pressure: a 1 GiB result must not pile up in memory; a client
+                // that went away ends the loop (and the body) instead of waiting forever.
                 if (!res.write(next.value)) await new Promise((resolve) => res.once("drain", resolve))
+                if (closed) {
+                  await reader.cancel()
+                  return
+                }
               }
             }
             res.end()
-          },
-          () => req.socket.destroy()
-        )
+          })
+          .catch(() => req.socket.destroy())
       })
     })
     const port = yield* Effect.async<number>((resume) => {
+      server.once("error", (error) => resume(Effect.die(error)))
       server.listen(options?.port ?? 0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
     })
     const url = `http://127.0.0.1:${port}`
