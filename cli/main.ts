@@ -34,6 +34,7 @@ export const EXIT_CODES = {
   ActiveSessionExists: 13,
   MachineActionFailed: 14,
   DeadlineExceeded: 15,
+  FileDownloadError: 12,
   Unexpected: 1
 } as const
 

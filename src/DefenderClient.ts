@@ -10,7 +10,7 @@
  * @module
  * @since 0.1.0
  */
-import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
+import { FetchHttpClient, FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import {
   Clock,
@@ -35,6 +35,7 @@ import {
   AuthenticationError,
   type DefenderError,
   DownloadRefused,
+  FileDownloadError,
   HttpError,
   InvalidArgument,
   NotFound,
@@ -43,6 +44,7 @@ import {
   Throttled,
   TranscriptDecodeError
 } from "./DefenderError.ts"
+import { createHash } from "node:crypto"
 import { type Bucket, DefenderRateLimiter } from "./DefenderRateLimiter.ts"
 import { DEFAULT_MAX_RETRY_AFTER_MILLIS, parseRetryAfter } from "./internal/retryAfter.ts"
 import { checkSecureUrl, DEFAULT_DOWNLOAD_HOSTS, hostMatches, parseHostList, redactText, redactUrl } from "./internal/url.ts"
@@ -92,6 +94,16 @@ export interface DefenderClient {
    * retried only on a 429. A machine with a session running is `ActiveSessionExists`.
    */
   readonly runLiveResponse: (request: RunRequest) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+  /**
+   * Saves one command's result to `path` with constant memory: resumed with `Range` +
+   * `If-Match` when the connection breaks, a new link when it expires, the MD5 and length
+   * verified; `path` appears only when complete, and nothing is left on failure.
+   */
+  readonly downloadToFile: (
+    ref: CommandRef,
+    path: string,
+    options?: SaveOptions
+  ) => Effect.Effect<SavedFile, DefenderError, FileSystem.FileSystem>
   /** Puts a script into the live response library (`POST /api/libraryfiles`, multipart). */
   readonly uploadScript: (upload: ScriptUpload) => Effect.Effect<LibraryFile, DefenderError>
   /** Asks Defender to cancel a machine action (`POST /api/machineactions/{id}/cancel`). */
@@ -114,6 +126,30 @@ export interface ScriptUpload {
   readonly hasParameters?: boolean | undefined
   /** Replace a library file of the same name; default false (then an existing file is a 400). */
   readonly overrideIfExists?: boolean | undefined
+}
+
+/**
+ * Options of `downloadToFile`.
+ *
+ * @since 0.1.0
+ */
+export interface SaveOptions {
+  /** How many broken connections one download survives; default 10. */
+  readonly maxInterruptions?: number | undefined
+}
+
+/**
+ * A result saved to disk.
+ *
+ * @since 0.1.0
+ */
+export interface SavedFile {
+  readonly path: string
+  readonly bytes: number
+  /** Whether the storage declared an MD5 and the file matched it. */
+  readonly md5Verified: boolean
+  /** How many times the download was resumed. */
+  readonly resumes: number
 }
 
 /**
@@ -658,13 +694,13 @@ export const make = (
         }))
 
     /** One GET of a link, retried on transient failures; `"expired"` when the SAS time frame is over. */
-    const openLink = (link: ResultLink) =>
+    const openLink = (link: ResultLink, headers?: Record<string, string>) =>
       Effect.gen(function*() {
         const url = yield* checkDownloadUrl(link)
         const shown = redactUrl(url)
         yield* Effect.annotateCurrentSpan({ "url.full": shown, "server.address": url.host })
         // No Authorization header: the SAS in the URL is the storage's credential.
-        const request = HttpClientRequest.get(url)
+        const request = HttpClientRequest.get(url).pipe(HttpClientRequest.setHeaders(headers ?? {}))
         return yield* retrying((attempts) =>
           Effect.gen(function*() {
             const response = yield* storage.execute(request).pipe(
@@ -672,6 +708,8 @@ export const make = (
               noRedirects
             )
             if (response.status === 200 || response.status === 206) return response
+            // If-Match failed: the blob changed under a resumed download.
+            if (response.status === 412 && headers?.["if-match"] !== undefined) return "changed" as const
             if (response.status >= 300 && response.status < 400) {
               return yield* new DownloadRefused({ reason: "Redirected", host: url.hostname })
             }
@@ -706,10 +744,10 @@ export const make = (
     /** A link, then its body; an expired link is re-created once, never in a loop. */
     const openResult = Effect.fn("DefenderClient.openResult")(function*(ref: CommandRef) {
       const first = yield* openLink(yield* getResultLink(ref))
-      if (first !== "expired") return first
+      if (first !== "expired" && first !== "changed") return first
       yield* Effect.annotateCurrentSpan("mde.link_recreated", true)
       const second = yield* openLink(yield* getResultLink(ref))
-      if (second !== "expired") return second
+      if (second !== "expired" && second !== "changed") return second
       return yield* new ResultLinkError({
         reason: "Expired",
         status: 403,
@@ -754,6 +792,104 @@ export const make = (
       return yield* Transcript.decode(bytes)
     })
 
+    const downloadToFile = Effect.fn("DefenderClient.downloadToFile")(
+      function*(ref: CommandRef, path: string, saveOptions?: SaveOptions) {
+        const fs = yield* FileSystem.FileSystem
+        yield* Effect.annotateCurrentSpan({ "mde.machine_action_id": ref.machineActionId, "mde.command_index": ref.index })
+        const maxInterruptions = saveOptions?.maxInterruptions ?? 10
+        const fail = (reason: FileDownloadError["reason"], detail: string) =>
+          new FileDownloadError({ reason, path, detail })
+        const fileError = (e: { readonly message: string }) => fail("FileSystem", e.message.slice(0, 200))
+        // Written beside the target and renamed when complete and verified, so `path` is
+        // never half a file; removed on any failure or interruption.
+        const temp = `${path}.partial-${Math.random().toString(36).slice(2, 10)}`
+        const save = Effect.scoped(Effect.gen(function*() {
+          const file = yield* fs.open(temp, { flag: "w" }).pipe(Effect.mapError(fileError))
+          let link = yield* getResultLink(ref)
+          let renewals = 0
+          let interruptions = 0
+          let offset = 0
+          let etag: string | undefined
+          let md5: string | undefined
+          let total: number | undefined
+          let hash = createHash("md5")
+          const restart = Effect.gen(function*() {
+            offset = 0
+            etag = undefined
+            md5 = undefined
+            total = undefined
+            hash = createHash("md5")
+            yield* file.truncate(0).pipe(Effect.mapError(fileError))
+            yield* file.seek(0, "start")
+          })
+          while (true) {
+            const resume = offset > 0
+              ? { range: `bytes=${offset}-`, ...(etag === undefined ? {} : { "if-match": etag }) }
+              : undefined
+            const opened = yield* openLink(link, resume)
+            if (opened === "expired") {
+              // Re-created as often as it expires during one download, within reason.
+              if (++renewals > 5) {
+                return yield* new ResultLinkError({ reason: "Expired", status: 403, detail: "the link kept expiring" })
+              }
+              link = yield* getResultLink(ref)
+              continue
+            }
+            if (opened === "changed") {
+              yield* restart
+              continue
+            }
+            const response = opened
+            const range = /^bytes (\d+)-\d+\/(\d+)$/.exec(response.headers["content-range"] ?? "")
+            if (offset > 0 && (response.status === 200 || range === null || Number(range[1]) !== offset)) {
+              // The storage sent the whole file (or another part): start over from byte 0.
+              yield* restart
+            }
+            etag = response.headers["etag"] ?? etag
+            md5 = response.headers["x-ms-blob-content-md5"] ??
+              (response.status === 200 ? response.headers["content-md5"] : undefined) ?? md5
+            const length = Number(response.headers["content-length"])
+            total = range !== null ? Number(range[2]) : Number.isFinite(length) ? offset + length : total
+            const body = yield* Stream.runForEach(response.stream, (chunk) =>
+              Effect.zipRight(
+                file.writeAll(chunk).pipe(Effect.mapError(fileError)),
+                Effect.sync(() => {
+                  hash.update(chunk)
+                  offset += chunk.length
+                })
+              )).pipe(Effect.either)
+            if (body._tag === "Left" && body.left._tag === "FileDownloadError") return yield* body.left
+            const short = total !== undefined && offset < total
+            if (body._tag === "Left" || short) {
+              // The connection broke mid-body: resume where it stopped.
+              if (++interruptions > maxInterruptions) {
+                return yield* fail("TooManyInterruptions", `${interruptions - 1} resumes at ${offset} bytes`)
+              }
+              yield* Effect.annotateCurrentSpan("mde.resumes", interruptions)
+              continue
+            }
+            break
+          }
+          if (total !== undefined && offset !== total) {
+            return yield* fail("LengthMismatch", `got ${offset} bytes, expected ${total}`)
+          }
+          const digest = hash.digest("base64")
+          if (md5 !== undefined && digest !== md5) {
+            return yield* fail("Md5Mismatch", `got ${digest}, expected ${md5}`)
+          }
+          return { path, bytes: offset, md5Verified: md5 !== undefined, resumes: interruptions } satisfies SavedFile
+        }))
+        const saved = yield* save.pipe(Effect.onExit((exit) =>
+          exit._tag === "Failure" ? fs.remove(temp).pipe(Effect.ignore) : Effect.void
+        ))
+        yield* fs.rename(temp, path).pipe(
+          Effect.mapError(fileError),
+          Effect.tapError(() => fs.remove(temp).pipe(Effect.ignore))
+        )
+        return saved
+      }
+    )
+
     const uploadScript = Effect.fn("DefenderClient.uploadScript")(function*(upload: ScriptUpload) {
       const fileName = typeof upload.fileName === "string" ? upload.fileName.trim() : ""
       if (fileName === "" || /[\\/\u0000-\u001f]/.test(fileName)) {
@@ -782,6 +918,7 @@ export const make = (
     })
 
     return DefenderClient.of({
+      downloadToFile,
       uploadScript,
       cloud,
       getResultLink,

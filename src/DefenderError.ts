@@ -531,6 +531,38 @@ export class DeadlineExceeded extends DeadlineExceededBase {
   }
 }
 
+const FileDownloadErrorBase: Schema.TaggedErrorClass<FileDownloadError, "FileDownloadError", {
+  readonly _tag: Schema.tag<"FileDownloadError">
+  readonly reason: Schema.Literal<["Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"]>
+  readonly path: typeof Schema.String
+  readonly detail: typeof Schema.String
+}> = Schema.TaggedError<FileDownloadError>()("FileDownloadError", {
+  reason: Schema.Literal("Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"),
+  path: Schema.String,
+  detail: Schema.String
+})
+
+/**
+ * A result could not be saved to a file: its MD5 or length did not match what the
+ * storage declared, the connection broke too often, or the file could not be
+ * written. The partial file has been removed.
+ *
+ * @since 0.1.0
+ */
+export class FileDownloadError extends FileDownloadErrorBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    const what = this.reason === "Md5Mismatch"
+      ? "the downloaded bytes do not match the storage's Content-MD5"
+      : this.reason === "LengthMismatch"
+      ? "the download's length does not match the storage's Content-Length"
+      : this.reason === "TooManyInterruptions"
+      ? "the connection broke too many times"
+      : "the file could not be written"
+    return `Could not save the result to ${this.path}: ${what} (${this.detail}); nothing was left on disk`
+  }
+}
+
 /**
  * Every error the library's programs can fail with.
  *
@@ -549,3 +581,4 @@ export type DefenderError =
   | ActiveSessionExists
   | MachineActionFailed
   | DeadlineExceeded
+  | FileDownloadError

@@ -21,7 +21,7 @@
  * @module
  * @since 0.1.0
  */
-import type { HttpClient } from "@effect/platform"
+import type { FileSystem, HttpClient } from "@effect/platform"
 import { Clock, type ConfigError, Duration, Effect, Layer, Option, Schedule, Sink, Stream } from "effect"
 import * as DefenderAuth from "./DefenderAuth.ts"
 import * as DefenderClient from "./DefenderClient.ts"
@@ -415,3 +415,20 @@ export const uploadScript = (
   upload: DefenderClient.ScriptUpload
 ): Effect.Effect<DefenderClient.LibraryFile, DefenderError, DefenderClient.DefenderClient> =>
   Effect.flatMap(DefenderClient.DefenderClient, (client) => client.uploadScript(upload))
+
+/**
+ * Saves one command's result (typically a large GetFile result) to `path` with
+ * constant memory: a broken connection is resumed with `Range` + `If-Match`, an
+ * expired link is re-created, and the MD5 (when the storage declares one) and the
+ * length are verified. `path` appears only when the file is complete and verified;
+ * on failure or interruption nothing is left. Needs a `FileSystem` (e.g.
+ * `NodeFileSystem.layer` from `@effect/platform-node`).
+ *
+ * @since 0.1.0
+ */
+export const downloadToFile = (
+  ref: CommandRef,
+  path: string,
+  options?: DefenderClient.SaveOptions
+): Effect.Effect<DefenderClient.SavedFile, DefenderError, DefenderClient.DefenderClient | FileSystem.FileSystem> =>
+  Effect.flatMap(DefenderClient.DefenderClient, (client) => client.downloadToFile(ref, path, options))

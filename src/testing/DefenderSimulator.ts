@@ -57,6 +57,10 @@ export interface Faults {
   readonly trickleRate?: number | undefined
   /** The pause between two trickled chunks; default 1 second. */
   readonly trickleDelay?: Duration.DurationInput | undefined
+  /** The share of successful downloads whose connection breaks at a random byte of the body. */
+  readonly cutRate?: number | undefined
+  /** The share of successful downloads with one byte of the body changed (the MD5 header is not). */
+  readonly corruptRate?: number | undefined
   /** Leave `Retry-After` out of 429 answers (the docs do not promise it on every one). */
   readonly omitRetryAfter?: boolean | undefined
   /** Seed of the fault dice, so a run can be repeated. */
@@ -793,8 +797,35 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
           : error
           ? odata([500, 502, 503][Math.floor(dice() * 3)]!, "InternalServerError", "Simulated fault", requestId)
           : yield* answer
-        if (response !== undefined && endpoint === "blob" && response.ok && dice() < (faults?.trickleRate ?? 0)) {
-          response = yield* trickle(response)
+        if (response !== undefined && endpoint === "blob" && response.ok) {
+          const cut = dice() < (faults?.cutRate ?? 0)
+          const corrupt = dice() < (faults?.corruptRate ?? 0)
+          if (cut || corrupt) {
+            const original = response
+            const bytes = new Uint8Array(yield* Effect.promise(() => original.arrayBuffer()))
+            if (corrupt && bytes.length > 0) bytes[Math.floor(dice() * bytes.length)] ^= 0xff
+            const at = Math.floor(dice() * bytes.length)
+            let delivered = 0
+            response = new Response(
+              new ReadableStream<Uint8Array>({
+                // Pulled, not started: erroring a stream drops what is still queued in it,
+                // and the bytes before the cut must reach the client.
+                pull(controller) {
+                  if (!cut) {
+                    controller.enqueue(bytes)
+                    controller.close()
+                  } else if (delivered === 0 && at > 0) {
+                    delivered = at
+                    controller.enqueue(bytes.slice(0, at))
+                  } else {
+                    controller.error(new Error("the simulator cut the connection"))
+                  }
+                }
+              }),
+              { status: original.status, headers: original.headers }
+            )
+          }
+          if (dice() < (faults?.trickleRate ?? 0)) response = yield* trickle(response)
         }
         received.push({
           endpoint,

@@ -1,0 +1,129 @@
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, TestClock } from "effect"
+import { createHash } from "node:crypto"
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as DefenderAuth from "../src/DefenderAuth.ts"
+import * as DefenderClient from "../src/DefenderClient.ts"
+import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+import * as LiveResponse from "../src/LiveResponse.ts"
+import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+
+const over = (sim: DefenderSimulator.DefenderSimulator) =>
+  Layer.merge(
+    DefenderClient.layer().pipe(
+      Layer.provide(Layer.merge(DefenderAuth.layerToken(DefenderSimulator.STATIC_TOKEN), DefenderRateLimiter.layer())),
+      Layer.provide(DefenderSimulator.layerHttpClient(sim))
+    ),
+    NodeFileSystem.layer
+  )
+
+/** 256 KiB of bytes that differ everywhere, so a misplaced chunk cannot go unnoticed. */
+const BIG = new Uint8Array(256 * 1024).map((_, i) => (i * 2654435761) >>> 24)
+
+const withBig = (options?: DefenderSimulator.Options) =>
+  Effect.map(DefenderSimulator.make(options), (sim) => {
+    sim.addTranscripts("big", [BIG])
+    return sim
+  })
+
+const dir = () => mkdtempSync(join(tmpdir(), "mde-save-"))
+
+/** Runs `self` forked, moving the TestClock in steps. */
+const drive = <A, E>(self: Effect.Effect<A, E>, seconds: number) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(self)
+    for (let i = 0; i < seconds; i++) yield* TestClock.adjust("1 second")
+    return yield* Fiber.await(fiber)
+  })
+
+const ref = { machineActionId: "big", index: 0 }
+
+describe("LiveResponse.downloadToFile", () => {
+  it.effect("saves the result and verifies its MD5; nothing else is left in the folder", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig()
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      const saved = yield* LiveResponse.downloadToFile(ref, path).pipe(Effect.provide(over(sim)))
+      expect(saved).toEqual({ path, bytes: BIG.length, md5Verified: true, resumes: 0 })
+      expect(readFileSync(path).equals(BIG)).toBe(true)
+      expect(readdirSync(folder)).toEqual(["result.bin"])
+    }))
+
+  it.effect("resumes with Range + If-Match when the connection breaks at random bytes", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig({ faults: { cutRate: 0.8, seed: 7 } })
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      const exit = yield* drive(LiveResponse.downloadToFile(ref, path, { maxInterruptions: 50 }).pipe(Effect.provide(over(sim))), 300)
+      expect(exit._tag).toBe("Success")
+      const saved = exit._tag === "Success" ? exit.value : undefined
+      expect(saved!.resumes).toBeGreaterThan(0)
+      expect(createHash("md5").update(readFileSync(path)).digest("hex")).toBe(createHash("md5").update(BIG).digest("hex"))
+      const resumed = sim.received.filter((r) => r.endpoint === "blob" && r.headers["range"] !== undefined)
+      expect(resumed.length).toBe(saved!.resumes)
+      expect(resumed.every((r) => /^bytes=\d+-$/.test(r.headers["range"]!) && r.headers["if-match"] !== undefined)).toBe(true)
+      expect(readdirSync(folder)).toEqual(["result.bin"])
+    }))
+
+  it.effect("gets a new link when the old one expires mid-download, and resumes", () =>
+    Effect.gen(function*() {
+      // 1 KiB a second and a link valid for 10 s: connections that break after 10 s need a new link.
+      const sim = yield* DefenderSimulator.make({
+        linkLifetime: "10 seconds",
+        faults: { trickleRate: 1, trickleDelay: "1 second", cutRate: 0.5, seed: 3 }
+      })
+      const small = BIG.slice(0, 32 * 1024)
+      sim.addTranscripts("small", [small])
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      const exit = yield* drive(
+        LiveResponse.downloadToFile({ machineActionId: "small", index: 0 }, path, { maxInterruptions: 50 }).pipe(
+          Effect.provide(over(sim))
+        ),
+        200
+      )
+      expect(exit._tag).toBe("Success")
+      expect(readFileSync(path).equals(small)).toBe(true)
+      expect(sim.count("blob", 403)).toBeGreaterThan(0)
+      expect(sim.count("getResultLink")).toBeGreaterThan(1)
+    }))
+
+  it.effect("an MD5 mismatch fails and leaves nothing on disk", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig({ faults: { corruptRate: 1 } })
+      const folder = dir()
+      const error = yield* Effect.flip(LiveResponse.downloadToFile(ref, join(folder, "result.bin"))).pipe(Effect.provide(over(sim)))
+      expect(error._tag === "FileDownloadError" && error.reason).toBe("Md5Mismatch")
+      expect(readdirSync(folder)).toEqual([])
+    }))
+
+  it.effect("a connection that keeps breaking ends in a typed error and leaves nothing on disk", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig({ faults: { cutRate: 1, seed: 1 } })
+      const folder = dir()
+      const exit = yield* drive(
+        Effect.flip(LiveResponse.downloadToFile(ref, join(folder, "result.bin"), { maxInterruptions: 3 })).pipe(
+          Effect.provide(over(sim))
+        ),
+        60
+      )
+      const error = exit._tag === "Success" ? exit.value : undefined
+      expect(error?._tag === "FileDownloadError" && error.reason).toBe("TooManyInterruptions")
+      expect(readdirSync(folder)).toEqual([])
+    }))
+
+  it.effect("an interrupted download leaves nothing on disk", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig({ faults: { trickleRate: 1, trickleDelay: "1 second" } })
+      const folder = dir()
+      const fiber = yield* Effect.fork(LiveResponse.downloadToFile(ref, join(folder, "result.bin")).pipe(Effect.provide(over(sim))))
+      for (let i = 0; i < 10; i++) yield* TestClock.adjust("1 second")
+      expect(readdirSync(folder)).toHaveLength(1)
+      yield* Fiber.interrupt(fiber)
+      expect(readdirSync(folder)).toEqual([])
+    }))
+})
