@@ -7,7 +7,7 @@ import { Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient, FileSystem } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, ConfigError, Console, Effect, Layer, Option, Redacted, Stream } from "effect"
+import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted, Stream } from "effect"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
 import type { DefenderError } from "../src/DefenderError.ts"
@@ -15,6 +15,7 @@ import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
 import { batch, type OutputError, simulate } from "./batch.ts"
 import { demo, layerSimulated } from "./demo.ts"
+import { run as runCommand } from "./run.ts"
 
 /** One exit code per kind of failure; the README's error table lists them. */
 export const EXIT_CODES = {
@@ -124,7 +125,8 @@ const root = Command.make("mde-live-response").pipe(
     Command.provide(transcript, stack),
     Command.provide(link, stack),
     Command.provide(download, stack),
-    Command.provide(batch, stack)
+    Command.provide(batch, stack),
+    Command.provide(runCommand, stack)
   ])
 )
 
@@ -163,5 +165,6 @@ const main = run(process.argv).pipe(
 
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,
-  teardown: (_exit, onExit) => onExit(exitCode)
+  // Ctrl-C interrupts the main fiber itself (after its finalizers, e.g. a session's cancel, ran).
+  teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? 130 : exitCode)
 })

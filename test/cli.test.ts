@@ -3,14 +3,15 @@
  * 127.0.0.1 that plays the Defender API and the blob storage.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
-import { Chunk, Effect, Option, Stream } from "effect"
-import { execFile } from "node:child_process"
+import { Chunk, Effect, Exit, Option, Redacted, Scope, Stream } from "effect"
+import { execFile, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { formatDuration, MAX_LINE_BYTES, parseLine, splitLines, statusLine } from "../cli/batch.ts"
+import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { CANARY_SIG, CANARY_TOKEN, SEED_TRANSCRIPT } from "./utils/fake.ts"
 
 const FILE_BYTES = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 256))
@@ -405,5 +406,77 @@ describe("demo and --simulate", { timeout: 90_000 }, () => {
     expect(JSON.parse(run.stdout)).toMatchObject({ scriptName: "audit.ps1", exitCode: 1, error: "Access is denied.\n" })
     const missing = await cli(["link", "--simulate", "--action", "nope"], env)
     expect(missing.code).toBe(6)
+  })
+})
+
+describe("run", { timeout: 90_000 }, () => {
+  const noConfig = { MDE_API_URL: "", MDE_TOKEN: "", MDE_DOWNLOAD_HOSTS: "", MDE_RATE_LIMITS: "" }
+
+  it("runs a session, prints one JSON object per command and saves the GetFile result", async () => {
+    const out = mkdtempSync(join(tmpdir(), "mde-run-"))
+    const result = await cli(
+      ["run", "--simulate", "--machine", "m1", "--script", "collect.ps1", "--args", "-Deep", "--getfile", "C:\\logs\\app.log", "--out", out, "--interval", "1", "--format", "json"],
+      noConfig
+    )
+    expect(result.code).toBe(0)
+    const lines = result.stdout.trim().split("\n").map((l) => JSON.parse(l))
+    expect(lines.map((l) => [l.index, l.type])).toEqual([[0, "RunScript"], [1, "GetFile"]])
+    expect(lines[0].transcript.output).toContain("collect.ps1 -Deep")
+    expect(lines[1].bytes).toBe(64 * 1024)
+    expect(readFileSync(join(out, "app.log")).length).toBe(64 * 1024)
+    expect(result.stderr).toMatch(/^started machine action [0-9a-f-]+ on m1/)
+  })
+
+  it("Ctrl-C while waiting cancels the action on the service, once", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const { served, sim } = await Effect.runPromise(
+      Effect.gen(function*() {
+        const sim = yield* DefenderSimulator.make({ runFor: "10 minutes" })
+        const served = yield* DefenderSimulator.serve(sim)
+        return { sim, served }
+      }).pipe(Scope.extend(scope))
+    )
+    try {
+      const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "run", "--machine", "m1", "--script", "a.ps1", "--interval", "1"], {
+        env: {
+          PATH: process.env.PATH ?? "",
+          MDE_API_URL: served.url,
+          MDE_TOKEN: Redacted.value(DefenderSimulator.STATIC_TOKEN),
+          MDE_DOWNLOAD_HOSTS: "127.0.0.1"
+        }
+      })
+      let stderr = ""
+      const code = await new Promise<number | null>((resolve) => {
+        child.stderr.on("data", (data: Buffer) => {
+          stderr += data.toString()
+          // Interrupt once the session has started and the wait has polled it.
+          if (stderr.includes("started machine action") && sim.count("getMachineAction") > 0 && !child.killed) {
+            child.kill("SIGINT")
+          }
+        })
+        const poll = setInterval(() => {
+          if (stderr.includes("started machine action") && sim.count("getMachineAction") > 0 && !child.killed) {
+            child.kill("SIGINT")
+          }
+        }, 50)
+        child.on("exit", (exitCode) => {
+          clearInterval(poll)
+          resolve(exitCode)
+        })
+      })
+      expect(code).toBe(130)
+      expect(stderr).toContain("interrupted: the machine action was cancelled")
+      expect(sim.count("cancel", 200)).toBe(1)
+      const id = /started machine action ([0-9a-f-]+)/.exec(stderr)![1]!
+      const answer = await Effect.runPromise(
+        sim.handle(new Request(`${served.url}/api/machineactions/${id}`, {
+          headers: { authorization: `Bearer ${Redacted.value(DefenderSimulator.STATIC_TOKEN)}` }
+        }))
+      )
+      const state = (await answer!.json()) as { status: string }
+      expect(state.status).toBe("Cancelled")
+    } finally {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
   })
 })

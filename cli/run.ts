@@ -1,0 +1,122 @@
+/**
+ * `run`: a whole live response session from the command line — start it, wait
+ * (a status line on a terminal), print every result, save GetFile results —
+ * and Ctrl-C cancels the action on the service before exiting.
+ */
+import { Command, Options } from "@effect/cli"
+import { FileSystem } from "@effect/platform"
+import { Clock, Console, Duration, Effect, Fiber, Option, Schedule } from "effect"
+import type * as DefenderClient from "../src/DefenderClient.ts"
+import type { DefenderError } from "../src/DefenderError.ts"
+import type * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+import * as LiveResponse from "../src/LiveResponse.ts"
+import type * as MachineAction from "../src/MachineAction.ts"
+import { simulate } from "./batch.ts"
+
+const machine = Options.text("machine").pipe(Options.withDescription("the machine (device) id"))
+const script = Options.text("script").pipe(Options.withDescription("a script in the live response library"))
+const args = Options.text("args").pipe(Options.optional, Options.withDescription("the script's arguments"))
+const getfile = Options.text("getfile").pipe(Options.optional, Options.withDescription("a file to collect after the script"))
+const out = Options.directory("out").pipe(
+  Options.withDefault("."),
+  Options.withDescription("where GetFile results are saved (default: the current folder)")
+)
+const format = Options.choice("format", ["json", "text"]).pipe(Options.withDefault("text"))
+const interval = Options.integer("interval").pipe(
+  Options.withDefault(10),
+  Options.withDescription("seconds between two status polls (default 10)")
+)
+const comment = Options.text("comment").pipe(Options.withDefault("mde-live-response run"))
+
+/** The file name of a Windows or POSIX path. */
+const baseName = (path: string): string => path.split(/[\\/]/).filter((p) => p !== "").pop() ?? "result.bin"
+
+const session = (params: {
+  readonly machine: string
+  readonly script: string
+  readonly args: Option.Option<string>
+  readonly getfile: Option.Option<string>
+  readonly out: string
+  readonly format: "json" | "text"
+  readonly interval: number
+  readonly comment: string
+}) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const commands: Array<MachineAction.Command> = [
+      { type: "RunScript", scriptName: params.script, args: Option.getOrUndefined(params.args) }
+    ]
+    if (Option.isSome(params.getfile)) commands.push({ type: "GetFile", path: params.getfile.value })
+    const started = yield* LiveResponse.runLiveResponse({ machineId: params.machine, commands, comment: params.comment })
+    yield* Console.error(`started machine action ${started.id} on ${params.machine}`)
+
+    // On a terminal, one status line while waiting.
+    const since = yield* Clock.currentTimeMillis
+    const status = process.stderr.isTTY
+      ? yield* Effect.fork(
+        Effect.repeat(
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            Effect.sync(() =>
+              process.stderr.write(`\r\x1b[2Kwaiting for ${started.id}: ${Math.round((now - since) / 1000)} s`)
+            )),
+          Schedule.spaced("1 second")
+        )
+      )
+      : undefined
+    const every = Duration.seconds(params.interval)
+    const action = yield* LiveResponse.awaitMachineAction(started.id, { firstDelay: every, interval: every }).pipe(
+      Effect.ensuring(
+        status === undefined ? Effect.void : Effect.zipRight(Fiber.interrupt(status), Effect.sync(() => process.stderr.write("\r\x1b[2K")))
+      )
+    )
+
+    for (const command of action.commands) {
+      const ref = { machineActionId: action.id, index: command.index }
+      if (command.command.type === "RunScript") {
+        const t = yield* LiveResponse.getTranscript(ref)
+        if (params.format === "json") {
+          yield* Console.log(JSON.stringify({ index: command.index, type: "RunScript", transcript: t }))
+        } else {
+          yield* Console.log(`# [${command.index}] ${t.scriptName} exited with ${t.exitCode}`)
+          if (t.output !== "") yield* Effect.sync(() => process.stdout.write(t.output.endsWith("\n") ? t.output : `${t.output}\n`))
+          if (t.error !== "") yield* Console.log(`# script error output:\n${t.error}`)
+        }
+      } else if (command.command.type === "GetFile") {
+        const path = command.command.params.find((p) => p.key === "Path")?.value ?? ""
+        const target = `${params.out}/${baseName(path)}`
+        yield* fs.makeDirectory(params.out, { recursive: true }).pipe(Effect.ignore)
+        const saved = yield* LiveResponse.downloadToFile(ref, target)
+        yield* params.format === "json"
+          ? Console.log(JSON.stringify({ index: command.index, type: "GetFile", path, savedTo: saved.path, bytes: saved.bytes }))
+          : Console.log(`# [${command.index}] ${path} saved to ${saved.path} (${saved.bytes} bytes${saved.md5Verified ? ", MD5 verified" : ""})`)
+      }
+    }
+  }).pipe(
+    // Ctrl-C arrives as an interruption: awaitMachineAction has already sent the cancel by then.
+    Effect.onInterrupt(() => Console.error("interrupted: the machine action was cancelled"))
+  )
+
+/** The `run` command. */
+export const run: Command.Command<
+  "run",
+  DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter | FileSystem.FileSystem,
+  DefenderError,
+  {
+    readonly machine: string
+    readonly script: string
+    readonly args: Option.Option<string>
+    readonly getfile: Option.Option<string>
+    readonly out: string
+    readonly format: "json" | "text"
+    readonly interval: number
+    readonly comment: string
+    readonly simulate: boolean
+  }
+> = Command.make(
+  "run",
+  { machine, script, args, getfile, out, format, interval, comment, simulate },
+  (params) => session(params)
+).pipe(
+  Command.withDescription("run a script on a machine, wait, print each result and save GetFile results (Ctrl-C cancels)")
+)
+
