@@ -109,7 +109,34 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
       `   ${bytes.length} bytes (gzip: ${bytes[0] === 0x1f && bytes[1] === 0x8b}) → ${file} (removed when the demo ends)\n`
     )
 
-    yield* Console.log("3. Failures are typed errors")
+    yield* Console.log("3. A whole session: upload a script, run it with a GetFile, wait, collect")
+    const uploaded = yield* LiveResponse.uploadScript({
+      fileName: "triage.ps1",
+      content: "Get-Process | Select-Object -First 5",
+      description: "demo triage script",
+      overrideIfExists: true
+    })
+    const sessionStart = Date.now()
+    const { action, results } = yield* LiveResponse.runAndCollect({
+      machineId: "demo-machine-01",
+      commands: [
+        { type: "RunScript", scriptName: uploaded.fileName, args: "-Quick" },
+        { type: "GetFile", path: "C:\\Windows\\Temp\\triage.log" }
+      ],
+      comment: "mde-live-response demo"
+    }, { firstDelay: "1 second", interval: "1 second" })
+    yield* Console.log(`   machine action ${short(action.id)}: ${action.status} after ${seconds(Date.now() - sessionStart)}`)
+    for (const result of results) {
+      if (result.type === "RunScript") {
+        yield* Console.log(`   #${result.index} ${result.scriptName}: exit ${result.transcript.exitCode}, ${JSON.stringify(firstLine(result.transcript.output.split("\n")[1] ?? ""))}`)
+      } else if (result.type === "GetFile") {
+        const size = yield* Stream.runFold(result.bytes, 0, (n, c) => n + c.length)
+        yield* Console.log(`   #${result.index} ${result.path}: ${size} bytes`)
+      }
+    }
+    yield* Console.log("")
+
+    yield* Console.log("4. Failures are typed errors")
     for (const ref of [{ machineActionId: ACTIONS.failed, index: 0 }, { machineActionId: ACTIONS.blobGone, index: 0 }]) {
       const outcome = yield* Effect.either(LiveResponse.getTranscript(ref))
       yield* Console.log(
@@ -121,7 +148,7 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
     yield* Console.log("")
   }).pipe(Effect.provide(client([quota])))
 
-  yield* Console.log(`4. A burst of 30 calls with the client's budget set too high (20 per 2 s, the quota is 10)`)
+  yield* Console.log(`5. A burst of 30 calls with the client's budget set too high (20 per 2 s, the quota is 10)`)
   const before = sim.count("getResultLink", 429)
   const burstStart = Date.now()
   yield* Effect.forEach(
@@ -138,7 +165,7 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
 
   // Let the simulator's window empty, so the next burst starts from a clean quota.
   yield* Effect.sleep(quota.window)
-  yield* Console.log("5. The same burst with the budget at the quota (the default: 100/min and 1500/h)")
+  yield* Console.log("6. The same burst with the budget at the quota (the default: 100/min and 1500/h)")
   const before2 = sim.count("getResultLink", 429)
   const calmStart = Date.now()
   yield* Effect.forEach(

@@ -397,6 +397,8 @@ describe("demo and --simulate", { timeout: 90_000 }, () => {
     expect(run.stdout).toMatch(/[1-9]\d* answers were 429 \+ Retry-After/)
     expect(run.stdout).toContain("0 answers were 429: callers waited for a permit instead")
     expect(run.stdout).toContain("Authorization headers sent to storage: 0")
+    expect(run.stdout).toMatch(/machine action \S+: Succeeded after/)
+    expect(run.stdout).toContain("#1 C:\\Windows\\Temp\\triage.log: 65536 bytes")
   })
 
   it("--simulate points a command at an embedded simulator, with no configuration", async () => {
