@@ -92,6 +92,44 @@ describe("LiveResponse.downloadToFile", () => {
       expect(sim.count("getResultLink")).toBeGreaterThan(1)
     }))
 
+  it.effect("a result rewritten under a resumed download (412 on If-Match) restarts cleanly from byte 0", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig({ faults: { cutRate: 1, trickleRate: 1, trickleDelay: "1 second", seed: 5 } })
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      const fiber = yield* Effect.fork(
+        LiveResponse.downloadToFile(ref, path, { maxInterruptions: 100 }).pipe(Effect.provide(over(sim)))
+      )
+      for (let i = 0; i < 30; i++) yield* TestClock.adjust("1 second")
+      const NEW = BIG.map((b) => b ^ 0x5a)
+      sim.replaceResult("big", 0, NEW)
+      sim.setFaults(undefined)
+      // The connection in flight still trickles until it breaks.
+      for (let i = 0; i < 300; i++) yield* TestClock.adjust("1 second")
+      const saved = yield* Fiber.join(fiber)
+      expect(readFileSync(path).equals(Buffer.from(NEW))).toBe(true)
+      expect(saved.md5Verified).toBe(true)
+      expect(sim.count("blob", 412)).toBe(1)
+    }))
+
+  it.effect("a 200 answer to a range request restarts from byte 0", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig({ faults: { cutRate: 1, trickleRate: 1, trickleDelay: "1 second", seed: 5 } })
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      const fiber = yield* Effect.fork(
+        LiveResponse.downloadToFile(ref, path, { maxInterruptions: 100 }).pipe(Effect.provide(over(sim)))
+      )
+      for (let i = 0; i < 30; i++) yield* TestClock.adjust("1 second")
+      sim.setFaults({ ignoreRange: true })
+      for (let i = 0; i < 300; i++) yield* TestClock.adjust("1 second")
+      const saved = yield* Fiber.join(fiber)
+      expect(readFileSync(path).equals(BIG)).toBe(true)
+      expect(saved.bytes).toBe(BIG.length)
+      const wholeAnswers = sim.received.filter((r) => r.endpoint === "blob" && r.headers["range"] !== undefined && r.status === 200)
+      expect(wholeAnswers.length).toBeGreaterThan(0)
+    }))
+
   it.effect("an MD5 mismatch fails and leaves nothing on disk", () =>
     Effect.gen(function*() {
       const sim = yield* withBig({ faults: { corruptRate: 1 } })

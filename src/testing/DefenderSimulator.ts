@@ -61,6 +61,8 @@ export interface Faults {
   readonly cutRate?: number | undefined
   /** The share of successful downloads with one byte of the body changed (the MD5 header is not). */
   readonly corruptRate?: number | undefined
+  /** Answer range requests with the whole file (200), as some proxies do. */
+  readonly ignoreRange?: boolean | undefined
   /** Leave `Retry-After` out of 429 answers (the docs do not promise it on every one). */
   readonly omitRetryAfter?: boolean | undefined
   /** Seed of the fault dice, so a run can be repeated. */
@@ -183,6 +185,10 @@ export interface DefenderSimulator {
   readonly count: (endpoint: Endpoint, status?: number) => number
   /** Adds a `Succeeded` machine action whose RunScript commands answer with the given transcripts. */
   readonly addTranscripts: (id: string, transcripts: ReadonlyArray<string | Uint8Array>) => void
+  /** Replaces a command's result file in storage (a new ETag), as if it had been rewritten. */
+  readonly replaceResult: (id: string, index: number, bytes: Uint8Array) => void
+  /** Changes the injected faults from now on. */
+  readonly setFaults: (faults: Faults | undefined) => void
   /** Where result links point (set by `serve`). */
   blobOrigin: string
 }
@@ -359,10 +365,10 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
       options?.rateLimits ?? [{ limit: 100, window: "1 minute" }, { limit: 1500, window: "1 hour" }]
     )
     const runQuota = makeWindows(options?.runLimits ?? [{ limit: 10, window: "1 minute" }])
-    const faults = options?.faults
+    let faults = options?.faults
     const dice = prng(faults?.seed ?? 1)
-    const latency = faults?.latency === undefined ? 0 : Duration.toMillis(Duration.decode(faults.latency))
-    const trickleDelay = Duration.decode(faults?.trickleDelay ?? "1 second")
+    const latency = () => (faults?.latency === undefined ? 0 : Duration.toMillis(Duration.decode(faults.latency)))
+    const trickleDelay = () => Duration.decode(faults?.trickleDelay ?? "1 second")
 
     /** The same answer with its body sent 1 KiB at a time, paced on the simulator's clock. */
     const trickle = (response: Response) =>
@@ -374,7 +380,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         }).pipe(
           Stream.mapConcat((chunk) => Array.from({ length: Math.ceil(chunk.length / 1024) }, (_, i) =>
             chunk.subarray(i * 1024, (i + 1) * 1024))),
-          Stream.tap(() => Effect.sleep(trickleDelay))
+          Stream.tap(() => Effect.sleep(trickleDelay()))
         )
         return new Response(Stream.toReadableStreamRuntime(body, runtime), {
           status: response.status,
@@ -606,7 +612,8 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         "x-ms-blob-type": "BlockBlob",
         "x-ms-blob-content-md5": blob.md5
       }
-      const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.get("range") ?? "")
+      // `ignoreRange` plays a storage (or proxy) that answers a range request with the whole file.
+      const range = faults?.ignoreRange === true ? null : /^bytes=(\d+)-(\d*)$/.exec(request.headers.get("range") ?? "")
       if (range !== null) {
         const start = Number(range[1])
         const end = range[2] === "" ? blob.bytes.length - 1 : Math.min(Number(range[2]), blob.bytes.length - 1)
@@ -780,7 +787,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
 
     const handle = (request: Request): Effect.Effect<Response | undefined> =>
       Effect.gen(function*() {
-        if (latency > 0) yield* Effect.sleep(Duration.millis(latency))
+        if (latency() > 0) yield* Effect.sleep(Duration.millis(latency()))
         const now = yield* Clock.currentTimeMillis
         const url = new URL(request.url)
         const requestId = crypto.randomUUID()
@@ -843,6 +850,15 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
       received,
       count: (endpoint, status) =>
         received.filter((r) => r.endpoint === endpoint && (status === undefined || r.status === status)).length,
+      replaceResult: (id, index, bytes) => {
+        const blob = actions.get(id)?.commands[index]?.blob
+        if (blob === undefined) throw new Error(`no result at ${id} #${index}`)
+        const md5 = createHash("md5").update(bytes).digest("base64")
+        blobs.set(blob, { bytes, md5, etag: `"0x8D${md5.slice(0, 12)}"`, contentType: "application/octet-stream" })
+      },
+      setFaults: (next) => {
+        faults = next
+      },
       addTranscripts: (id, transcripts) =>
         addAction(
           id,
