@@ -1,0 +1,128 @@
+/**
+ * What the Deno and Bun suites (`test/public.*.test.ts`) share: a fake Defender
+ * (`HttpClient` with no sockets) and helpers over the in-process simulator, all
+ * on the public API. Runtime-neutral: no Deno, Bun or vitest globals here.
+ */
+import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { Effect, Layer, Redacted, Schedule } from "effect"
+import { DefenderAuth, DefenderClient, DefenderRateLimiter } from "../../mod.ts"
+import { DefenderSimulator } from "../../testing.ts"
+
+export const ACTION_ID = "988cc94e-7a8f-4b28-ab65-54970c5d5018"
+export const API = "https://api.security.microsoft.com"
+export const BLOB_HOST = "mdestore.blob.core.windows.net"
+export const TOKEN = "public-suite-token-5e1f0a"
+export const SIG = "publicSuiteSig0123456789abcXYZ%3D"
+
+/** The seed page's example, verbatim: a raw newline inside script_output and escaped NULs. */
+export const SEED = `{
+    "script_name": "minidump.ps1",
+    "exit_code": 0,
+    "script_output": "Transcript started, output file is C:\\\\ProgramData\\\\Microsoft\\\\Windows Defender Advanced Threat Protection\\\\Temp\\\\PSScriptOutputs\\\\PSScript_Transcript_{TRANSCRIPT_ID}.txt
+C:\\\\windows\\\\TEMP\\\\OfficeClickToRun.dmp.zip\\n51 MB\\n\\u0000\\u0000\\u0000",
+    "script_error":""
+}`
+export const SEED_OUTPUT: string =
+  "Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_{TRANSCRIPT_ID}.txt\n" +
+  "C:\\windows\\TEMP\\OfficeClickToRun.dmp.zip\n51 MB\n"
+
+export const blobUrl = (name: string, host: string = BLOB_HOST): string =>
+  `https://${host}/investigation-actions-data/ID/CustomPlaybookCommandOutput/${name}?se=2021-02-04T16%3A13%3A50Z&sp=r&sv=2019-07-07&sr=b&sig=${SIG}`
+
+export interface Sent {
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * The fake Defender API and blob storage as an `HttpClient` (no sockets), recording every
+ * request. The simulator tests below run the same API against `DefenderSimulator`.
+ */
+export const fakeDefender = (): { readonly client: HttpClient.HttpClient; readonly sent: Array<Sent> } => {
+  const sent: Array<Sent> = []
+  const json = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } })
+  const links: Record<string, string> = {
+    [ACTION_ID]: blobUrl("transcript"),
+    "not-json": blobUrl("not-json"),
+    "elsewhere": blobUrl("transcript", "evil.example.com")
+  }
+  const answer = (url: URL): Response => {
+    const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=0\)$/.exec(url.pathname)
+    if (url.origin === API && link !== null) {
+      const id = decodeURIComponent(link[1]!)
+      if (id === "forbidden") return json(403, { error: { code: "Forbidden", message: "Missing permission" } })
+      const value = links[id]
+      return value === undefined
+        ? json(404, { error: { code: "ResourceNotFound", message: "Machine action not found", target: "req-1" } })
+        : json(200, { "@odata.context": `${API}/api/$metadata#Edm.String`, value })
+    }
+    if (url.host === BLOB_HOST && url.pathname.endsWith("/transcript")) return new Response(SEED)
+    if (url.host === BLOB_HOST && url.pathname.endsWith("/not-json")) return new Response("<html>maintenance</html>")
+    return new Response("unexpected request", { status: 400 })
+  }
+  const client = HttpClient.make((request, url) => {
+    sent.push({ url, headers: { ...request.headers } })
+    return Effect.succeed(HttpClientResponse.fromWeb(request, answer(url)))
+  })
+  return { client, sent }
+}
+
+/** The public stack over an `HttpClient`; no retries, so nothing here ever waits. */
+export const clientLayer = (client: HttpClient.HttpClient): Layer.Layer<DefenderClient.DefenderClient> =>
+  DefenderClient.layer({ retry: Schedule.stop }).pipe(
+    Layer.provide(Layer.merge(DefenderAuth.layerToken(Redacted.make(TOKEN)), DefenderRateLimiter.layer())),
+    Layer.provide(Layer.succeed(HttpClient.HttpClient, client))
+  )
+
+export const run = <A, E>(
+  client: HttpClient.HttpClient,
+  program: Effect.Effect<A, E, DefenderClient.DefenderClient>
+): Promise<A> => Effect.runPromise(Effect.provide(program, clientLayer(client)))
+
+export const ref = (machineActionId: string): { machineActionId: string; index: number } => ({ machineActionId, index: 0 })
+
+
+export const ACTIONS: typeof DefenderSimulator.ACTIONS = DefenderSimulator.ACTIONS
+
+/** The public stack over the in-process simulator; static token unless `auth` is given, no retries. */
+export const simLayer = (
+  sim: DefenderSimulator.DefenderSimulator,
+  auth: Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient> = DefenderAuth.layerToken(
+    DefenderSimulator.STATIC_TOKEN
+  )
+): Layer.Layer<DefenderClient.DefenderClient> =>
+  DefenderClient.layer({ retry: Schedule.stop }).pipe(
+    Layer.provide(Layer.merge(auth, DefenderRateLimiter.layer())),
+    Layer.provide(DefenderSimulator.layerHttpClient(sim))
+  )
+
+export const onSim = <A, E>(
+  sim: DefenderSimulator.DefenderSimulator,
+  program: Effect.Effect<A, E, DefenderClient.DefenderClient>,
+  auth?: Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient>
+): Promise<A> => Effect.runPromise(Effect.provide(program, simLayer(sim, auth)))
+
+export const newSim = (): Promise<DefenderSimulator.DefenderSimulator> => Effect.runPromise(DefenderSimulator.make())
+
+export const simLogin = (
+  clientSecret: Redacted.Redacted<string> = DefenderSimulator.SIMULATED_CLIENT_SECRET
+): Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient> =>
+  DefenderAuth.layerClientSecret({
+    tenantId: DefenderSimulator.SIMULATED_TENANT,
+    clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
+    clientSecret
+  })
+
+export const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffer> => {
+  const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0))
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.length
+  }
+  return out
+}
+
+export const gunzip = async (bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> =>
+  new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer())
