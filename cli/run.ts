@@ -47,26 +47,51 @@ const session = (params: {
       { type: "RunScript", scriptName: params.script, args: Option.getOrUndefined(params.args) }
     ]
     if (Option.isSome(params.getfile)) commands.push({ type: "GetFile", path: params.getfile.value })
-    const started = yield* LiveResponse.runLiveResponse({ machineId: params.machine, commands, comment: params.comment })
-    yield* Console.error(`started machine action ${started.id} on ${params.machine}`)
-
-    // On a terminal, one status line while waiting.
+    // On a terminal, one status line while starting and waiting.
     const since = yield* Clock.currentTimeMillis
+    let actionId = "the session"
     const status = process.stderr.isTTY
       ? yield* Effect.fork(
         Effect.repeat(
           Effect.flatMap(Clock.currentTimeMillis, (now) =>
             Effect.sync(() =>
-              process.stderr.write(`\r\x1b[2Kwaiting for ${started.id}: ${Math.round((now - since) / 1000)} s`)
+              process.stderr.write(`\r\x1b[2Kwaiting for ${actionId}: ${Math.round((now - since) / 1000)} s`)
             )),
           Schedule.spaced("1 second")
         )
       )
       : undefined
     const every = Duration.seconds(params.interval)
-    const action = yield* LiveResponse.awaitMachineAction(started.id, { firstDelay: every, interval: every }).pipe(
+    let cancelled = false
+    const action = yield* LiveResponse.runAndAwait(
+      { machineId: params.machine, commands, comment: params.comment },
+      {
+        firstDelay: every,
+        interval: every,
+        onStarted: (started) =>
+          Effect.zipRight(
+            Effect.sync(() => {
+              actionId = started.id
+            }),
+            Console.error(`${status === undefined ? "" : "\r\x1b[2K"}started machine action ${started.id} on ${params.machine}`)
+          )
+      }
+    ).pipe(
+      // Interrupted while waiting: runAndAwait has sent the cancel by now.
+      Effect.onInterrupt(() =>
+        Effect.sync(() => {
+          cancelled = actionId !== "the session"
+        })
+      ),
       Effect.ensuring(
-        status === undefined ? Effect.void : Effect.zipRight(Fiber.interrupt(status), Effect.sync(() => process.stderr.write("\r\x1b[2K")))
+        status === undefined
+          ? Effect.void
+          : Effect.zipRight(Fiber.interrupt(status), Effect.sync(() => process.stderr.write("\r\x1b[2K")))
+      ),
+      Effect.onInterrupt(() =>
+        Console.error(
+          cancelled ? `interrupted: cancel sent for machine action ${actionId}` : "interrupted before the session started"
+        )
       )
     )
 
@@ -91,10 +116,7 @@ const session = (params: {
           : Console.log(`# [${command.index}] ${path} saved to ${saved.path} (${saved.bytes} bytes${saved.md5Verified ? ", MD5 verified" : ""})`)
       }
     }
-  }).pipe(
-    // Ctrl-C arrives as an interruption: awaitMachineAction has already sent the cancel by then.
-    Effect.onInterrupt(() => Console.error("interrupted: the machine action was cancelled"))
-  )
+  })
 
 /** The `run` command. */
 export const run: Command.Command<

@@ -522,7 +522,8 @@ export const make = (
     const apiCall = (
       request: HttpClientRequest.HttpClientRequest,
       resource: string,
-      bucket: Bucket = "results"
+      bucket: Bucket = "results",
+      idempotent: boolean = request.method === "GET"
     ) =>
       retrying(
         (attempts) =>
@@ -534,7 +535,7 @@ export const make = (
                 Effect.mapError(response.text, transportError(request.method, request.url, attempts)),
                 (text) => ({ text, status: response.status, attempts })
               )),
-        request.method === "GET" ? policy : postPolicy
+        idempotent ? policy : postPolicy
       )
 
     /** Parses an API answer's JSON; an unreadable one is an `InvalidResponse`. */
@@ -627,7 +628,9 @@ export const make = (
         const answer = yield* apiCall(
           HttpClientRequest.post(url).pipe(HttpClientRequest.bodyUnsafeJson({ Comment: comment })),
           `machine action ${id}`,
-          "machineActions"
+          "machineActions",
+          // Cancelling twice does no harm, so a cancel is retried like a read.
+          true
         )
         return yield* machineAction(answer, "POST", url)
       }
@@ -841,8 +844,19 @@ export const make = (
             }
             const response = opened
             const range = /^bytes (\d+)-\d+\/(\d+)$/.exec(response.headers["content-range"] ?? "")
-            if (offset > 0 && (response.status === 200 || range === null || Number(range[1]) !== offset)) {
-              // The storage sent the whole file (or another part): start over from byte 0.
+            if (response.status === 206 && (range === null || Number(range[1]) !== offset ||
+              (total !== undefined && Number(range[2]) !== total)))
+            {
+              // Another part than the one asked for: its bytes belong elsewhere. Start over,
+              // without reading this body.
+              yield* restart
+              if (++interruptions > maxInterruptions) {
+                return yield* fail("TooManyInterruptions", "the storage kept answering with the wrong range")
+              }
+              continue
+            }
+            if (offset > 0 && response.status === 200) {
+              // The storage sent the whole file: start over from byte 0 with it.
               yield* restart
             }
             etag = response.headers["etag"] ?? etag
@@ -860,7 +874,9 @@ export const make = (
               )).pipe(Effect.either)
             if (body._tag === "Left" && body.left._tag === "FileDownloadError") return yield* body.left
             const short = total !== undefined && offset < total
-            if (body._tag === "Left" || short) {
+            // A reset right after the last byte: complete (the length and MD5 checks decide).
+            const complete = total !== undefined && offset === total
+            if ((body._tag === "Left" && !complete) || short) {
               // The connection broke mid-body: resume where it stopped.
               if (++interruptions > maxInterruptions) {
                 return yield* fail("TooManyInterruptions", `${interruptions - 1} resumes at ${offset} bytes`)
@@ -879,14 +895,11 @@ export const make = (
           }
           return { path, bytes: offset, md5Verified: md5 !== undefined, resumes: interruptions } satisfies SavedFile
         }))
-        const saved = yield* save.pipe(Effect.onExit((exit) =>
-          exit._tag === "Failure" ? fs.remove(temp).pipe(Effect.ignore) : Effect.void
-        ))
-        yield* fs.rename(temp, path).pipe(
-          Effect.mapError(fileError),
-          Effect.tapError(() => fs.remove(temp).pipe(Effect.ignore))
+        // Verified bytes are renamed into place in the same protected region, so neither a
+        // failure nor an interruption can leave the temporary file behind.
+        return yield* Effect.zipLeft(save, fs.rename(temp, path).pipe(Effect.mapError(fileError))).pipe(
+          Effect.onExit((exit) => (exit._tag === "Failure" ? fs.remove(temp).pipe(Effect.ignore) : Effect.void))
         )
-        return saved
       }
     )
 

@@ -194,8 +194,18 @@ const makeBucket = (limits: ReadonlyArray<RateLimit>, margin: number) => {
     const take = (now: number): Stamp => {
       const stamp: Stamp = { time: now, ended: false }
       for (const w of windows) {
+        if (w.stamps.length >= w.limit) {
+          // Drop the call that has left the window — the earliest to have ended, which is
+          // not always the earliest granted (a slow call ends after faster later ones).
+          let drop = 0
+          for (let i = 1; i < w.stamps.length; i++) {
+            const a = w.stamps[i]!
+            const b = w.stamps[drop]!
+            if ((a.ended ? a.time : Infinity) < (b.ended ? b.time : Infinity)) drop = i
+          }
+          w.stamps.splice(drop, 1)
+        }
         w.stamps.push(stamp)
-        if (w.stamps.length > w.limit) w.stamps.shift()
       }
       return stamp
     }

@@ -22,7 +22,7 @@
  * @since 0.1.0
  */
 import type { FileSystem, HttpClient } from "@effect/platform"
-import { Clock, type ConfigError, Duration, Effect, Layer, Option, Schedule, Sink, Stream } from "effect"
+import { Clock, type ConfigError, Duration, Effect, Exit, Layer, Schedule, Stream } from "effect"
 import * as DefenderAuth from "./DefenderAuth.ts"
 import * as DefenderClient from "./DefenderClient.ts"
 import { type DefenderError, DeadlineExceeded, HttpError, MachineActionFailed } from "./DefenderError.ts"
@@ -203,23 +203,37 @@ export const awaitMachineAction = (
   machineActionId: string,
   options?: AwaitOptions
 ): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.uninterruptibleMask((restore) => guardedWait(machineActionId, options, restore))
+
+/**
+ * The wait, run with `restore` (the caller's interruptibility) and a guard: whatever
+ * ends it short of a final status — an interruption, the deadline, an error while
+ * polling — sends exactly one cancel. Entered while uninterruptible, so the guard is
+ * in place before the wait can be interrupted.
+ */
+const guardedWait = (
+  machineActionId: string,
+  options: AwaitOptions | undefined,
+  restore: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
   Effect.gen(function*() {
     const client = yield* DefenderClient.DefenderClient
     const interval = Duration.decode(options?.interval ?? "10 seconds")
     const deadline = Duration.decode(options?.deadline ?? "1 hour")
     const grace = Duration.toMillis(Duration.decode(options?.notFoundGrace ?? "1 minute"))
-    const started = yield* Clock.currentTimeMillis
     let lastStatus: string | undefined
     let ended = false
 
     const poll: Effect.Effect<MachineAction.MachineAction, DefenderError> = Effect.gen(function*() {
       yield* Effect.sleep(options?.firstDelay ?? "5 seconds")
+      // The 404 grace counts from the first poll, so a long first delay does not use it up.
+      const firstPoll = yield* Clock.currentTimeMillis
       while (true) {
         const answer = yield* Effect.either(client.getMachineAction(machineActionId))
         const now = yield* Clock.currentTimeMillis
         if (answer._tag === "Left") {
           // A new action can be unknown to the API for a moment.
-          if (answer.left._tag !== "NotFound" || now - started >= grace) return yield* answer.left
+          if (answer.left._tag !== "NotFound" || now - firstPoll >= grace) return yield* answer.left
         } else {
           const action = answer.right
           lastStatus = action.status
@@ -237,29 +251,27 @@ export const awaitMachineAction = (
       }
     })
 
-    // Sent once, when the wait is given up; a 400 because the action ended meanwhile is fine.
-    const cancel = Effect.suspend(() =>
-      ended
-        ? Effect.void
-        : client.cancelMachineAction(machineActionId, options?.cancelComment ?? "cancelled by mde-live-response").pipe(
-          Effect.timeout("1 minute"),
-          Effect.ignore,
-          Effect.withSpan("LiveResponse.cancelOnInterrupt")
-        )
-    )
+    // Interruptible itself, so its own time limit holds even while the caller is being
+    // interrupted; a 400 because the action ended meanwhile is fine.
+    const cancel = Effect.interruptible(
+      client.cancelMachineAction(machineActionId, options?.cancelComment ?? "cancelled by mde-live-response")
+    ).pipe(Effect.timeout("30 seconds"), Effect.ignore, Effect.withSpan("LiveResponse.cancelOnGiveUp"))
 
-    return yield* poll.pipe(
-      Effect.onInterrupt(() => cancel),
-      Effect.timeoutFail({
-        duration: deadline,
-        onTimeout: () =>
-          new DeadlineExceeded({
-            waitingFor: `machine action ${machineActionId}`,
-            deadlineMillis: Duration.toMillis(deadline),
-            ...(lastStatus === undefined ? {} : { lastStatus })
-          })
-      })
-    )
+    const exit = yield* Effect.exit(restore(
+      poll.pipe(
+        Effect.timeoutFail({
+          duration: deadline,
+          onTimeout: () =>
+            new DeadlineExceeded({
+              waitingFor: `machine action ${machineActionId}`,
+              deadlineMillis: Duration.toMillis(deadline),
+              ...(lastStatus === undefined ? {} : { lastStatus })
+            })
+        })
+      )
+    ))
+    if (Exit.isFailure(exit) && !ended) yield* cancel
+    return yield* exit
   }).pipe(Effect.withSpan("LiveResponse.awaitMachineAction", { attributes: { "mde.machine_action_id": machineActionId } }))
 
 /**
@@ -285,36 +297,77 @@ export type CommandResult =
 const param = (command: MachineAction.CommandState, key: string): string =>
   command.command.params.find((p) => p.key.toLowerCase() === key.toLowerCase())?.value ?? ""
 
-const isDefenderError = (u: unknown): u is DefenderError =>
-  typeof u === "object" && u !== null && "_tag" in u && u instanceof Error
-
-/** Decompresses a stream that starts with the gzip magic bytes; passes any other through. */
+/**
+ * Decompresses a stream that starts with the gzip magic bytes; passes any other through.
+ * The bytes go through web streams (for `DecompressionStream`); the download's own typed
+ * error is kept aside and re-raised as it was, so nothing becomes a defect.
+ */
 const gunzipIfGzip = (
   bytes: Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient>
 ): Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient> =>
-  Stream.unwrapScoped(
-    Effect.map(Stream.peel(bytes, Sink.head<Uint8Array>()), ([first, rest]) => {
-      const whole = Option.match(first, { onNone: () => rest, onSome: (c) => Stream.concat(Stream.make(c), rest) })
-      const head = Option.getOrUndefined(first)
-      if (head === undefined || head.length < 2 || head[0] !== 0x1f || head[1] !== 0x8b) return whole
-      return Stream.unwrap(
-        Effect.map(Stream.toReadableStreamEffect(whole), (readable) =>
-          Stream.fromReadableStream({
-            // The DOM typings declare DecompressionStream's writable side as BufferSource.
-            evaluate: () =>
-              readable.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>),
-            onError: (cause): DefenderError =>
-              isDefenderError(cause) ? cause : new HttpError({
-                reason: "InvalidResponse",
-                method: "GET",
-                url: "(result download)",
-                attempts: 1,
-                detail: "the gzip data is corrupt"
-              })
-          }))
-      )
+  Stream.unwrap(Effect.gen(function*() {
+    let failure: DefenderError | undefined
+    const corrupt = () =>
+      failure ?? new HttpError({
+        reason: "InvalidResponse",
+        method: "GET",
+        url: "(result download)",
+        attempts: 1,
+        detail: "the gzip data is corrupt"
+      })
+    const readable = yield* Stream.toReadableStreamEffect(
+      Stream.tapError(bytes, (e) =>
+        Effect.sync(() => {
+          failure = e
+        }))
+    )
+    const reader = readable.getReader()
+    // Sniff at least two bytes (a first chunk may hold only one).
+    const head: Array<Uint8Array> = []
+    let size = 0
+    let ended = false
+    yield* Effect.tryPromise({
+      try: async () => {
+        while (size < 2) {
+          const next = await reader.read()
+          if (next.done) {
+            ended = true
+            return
+          }
+          head.push(next.value)
+          size += next.value.length
+        }
+      },
+      catch: corrupt
     })
-  )
+    const first = new Uint8Array(size)
+    let at = 0
+    for (const chunk of head) {
+      first.set(chunk, at)
+      at += chunk.length
+    }
+    const whole = new ReadableStream<Uint8Array>({
+      start(controller) {
+        if (first.length > 0) controller.enqueue(first)
+        if (ended) controller.close()
+      },
+      async pull(controller) {
+        const next = await reader.read()
+        if (next.done) controller.close()
+        else controller.enqueue(next.value)
+      },
+      cancel: (reason) => reader.cancel(reason)
+    })
+    const gzip = first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b
+    return Stream.fromReadableStream({
+      evaluate: () =>
+        gzip
+          // The DOM typings declare DecompressionStream's writable side as BufferSource.
+          ? whole.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
+          : whole,
+      onError: corrupt
+    })
+  }))
 
 /**
  * Every command's result of a succeeded machine action, one element per command
@@ -353,6 +406,28 @@ export const results = (
   )
 
 /**
+ * Starts a session and waits for it to end, with no gap between the two where an
+ * interruption could leave the started action running: once Defender has answered
+ * the start, any way the wait ends short of a final status sends one cancel.
+ * `onStarted` runs as soon as the action exists (e.g. to print its id).
+ *
+ * @since 0.1.0
+ */
+export const runAndAwait = (
+  request: RunRequest,
+  options?: RunOptions & AwaitOptions & {
+    readonly onStarted?: ((action: MachineAction.MachineAction) => Effect.Effect<void>) | undefined
+  }
+): Effect.Effect<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const started = yield* restore(runLiveResponse(request, options))
+      if (options?.onStarted !== undefined) yield* options.onStarted(started)
+      return yield* guardedWait(started.id, options, restore)
+    })
+  )
+
+/**
  * A whole session in one call: run, wait, and every command's result.
  *
  * @example
@@ -378,8 +453,7 @@ export const runAndCollect = (
   DefenderClient.DefenderClient
 > =>
   Effect.gen(function*() {
-    const started = yield* runLiveResponse(request, options)
-    const action = yield* awaitMachineAction(started.id, options)
+    const action = yield* runAndAwait(request, options)
     const collected = yield* Stream.runCollect(results(action, options))
     return { action, results: [...collected] }
   })

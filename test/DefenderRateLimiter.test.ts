@@ -133,6 +133,23 @@ describe("DefenderRateLimiter", () => {
       expect(starts).toEqual([0, 35_000])
     }))
 
+  it.effect("the slot freed is the one of the call that ended first, not the one granted first", () =>
+    Effect.gen(function*() {
+      const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 2, window: "60 seconds" }] })
+      const starts: Array<number> = []
+      const call = (latency: Duration.DurationInput) =>
+        limiter.withPermit(
+          Clock.currentTimeMillis.pipe(Effect.tap((t) => starts.push(t)), Effect.zipRight(Effect.sleep(latency)))
+        )
+      // A ends at 30 s, B at 1 s: C may start at 61 s, D only at 90 s.
+      const fiber = yield* Effect.fork(
+        Effect.all([call("30 seconds"), call("1 second"), call("0 millis"), call("0 millis")], { concurrency: "unbounded" })
+      )
+      for (let i = 0; i < 100; i++) yield* TestClock.adjust("1 second")
+      yield* Fiber.join(fiber)
+      expect(starts).toEqual([0, 0, 61_000, 90_000])
+    }))
+
   it.effect("an optional margin widens every window", () =>
     Effect.gen(function*() {
       const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "1 second" }], margin: "250 millis" })

@@ -192,6 +192,8 @@ describe("LiveResponse.awaitMachineAction", () => {
         60_000
       )
       expect(success(gone)._tag).toBe("NotFound")
+      // Giving up on an error (not a final status) still cancels, once.
+      expect(sim.received.filter((r) => r.endpoint === "cancel" && r.url.includes("unknown-action"))).toHaveLength(1)
     }))
 
   it.effect("interrupting the wait sends exactly one cancel; the action ends Cancelled", () =>
@@ -254,6 +256,23 @@ describe("LiveResponse.awaitMachineAction", () => {
     }))
 })
 
+describe("LiveResponse.runAndAwait", () => {
+  it.effect("reports the action as soon as it exists, and a Ctrl-C while waiting cancels it once", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({ runFor: "5 minutes" })
+      const seen: Array<string> = []
+      const fiber = yield* Effect.fork(
+        LiveResponse.runAndAwait({ machineId: "m1", commands: [script("a.ps1")], comment: "t" }, {
+          onStarted: (action) => Effect.sync(() => void seen.push(action.id))
+        }).pipe(Effect.provide(over(sim)))
+      )
+      yield* TestClock.adjust("20 seconds")
+      expect(seen).toHaveLength(1)
+      yield* Fiber.interrupt(fiber)
+      expect(sim.received.filter((r) => r.endpoint === "cancel").map((r) => r.url.includes(seen[0]!))).toEqual([true])
+    }))
+})
+
 describe("LiveResponse.results and runAndCollect", () => {
   it.effect("one result per command, matched by index and type; GetFile optionally decompressed", () =>
     Effect.gen(function*() {
@@ -279,6 +298,26 @@ describe("LiveResponse.results and runAndCollect", () => {
       const plain = yield* bytesOf(true)
       expect(plain.length).toBe(1024 * 1024)
       expect(plain.equals(gunzipSync(raw))).toBe(true)
+    }))
+
+  it.effect("with decompress, a non-gzip file passes through and a broken download keeps its typed error", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      sim.addTranscripts("plain", [new Uint8Array([0x1f]), new Uint8Array([])])
+      const action = yield* LiveResponse.getMachineAction("plain").pipe(Effect.provide(over(sim)))
+      // Two RunScript commands here, so read their bytes through the GetFile path by hand.
+      const asFile = { ...action, commands: action.commands.map((c) => ({ ...c, command: { type: "GetFile", params: [{ key: "Path", value: "x" }] } })) }
+      const files = yield* Stream.runCollect(LiveResponse.results(asFile, { decompress: true })).pipe(Effect.provide(over(sim)))
+      const bytes = yield* Effect.forEach([...files], (f) =>
+        f.type === "GetFile" ? Stream.runCollect(f.bytes).pipe(Effect.map((c) => Buffer.concat([...c]))) : Effect.succeed(Buffer.alloc(0))).pipe(
+          Effect.provide(over(sim))
+        )
+      expect(bytes.map((b) => [...b])).toEqual([[0x1f], []])
+      const gone = yield* LiveResponse.getMachineAction(ACTIONS.blobGone).pipe(Effect.provide(over(sim)))
+      const goneFile = { ...gone, commands: gone.commands.map((c) => ({ ...c, command: { type: "GetFile", params: [] } })) }
+      const [result] = yield* Stream.runCollect(LiveResponse.results(goneFile, { decompress: true })).pipe(Effect.provide(over(sim)))
+      const error = yield* Effect.flip(result!.type === "GetFile" ? Stream.runDrain(result!.bytes) : Effect.void).pipe(Effect.provide(over(sim)))
+      expect(error?._tag === "ResultLinkError" && error.reason).toBe("BlobNotFound")
     }))
 
   it.effect("runAndCollect: run, wait, and every result in one call", () =>

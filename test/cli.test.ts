@@ -467,7 +467,7 @@ describe("run", { timeout: 90_000 }, () => {
         })
       })
       expect(code).toBe(130)
-      expect(stderr).toContain("interrupted: the machine action was cancelled")
+      expect(stderr).toContain("interrupted: cancel sent for machine action")
       expect(sim.count("cancel", 200)).toBe(1)
       const id = /started machine action ([0-9a-f-]+)/.exec(stderr)![1]!
       const answer = await Effect.runPromise(
