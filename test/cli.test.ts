@@ -16,6 +16,7 @@ import { CANARY_SIG, CANARY_TOKEN, SEED_TRANSCRIPT } from "./utils/fake.ts"
 
 const FILE_BYTES = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 256))
 let server: Server
+const heldSlow: Array<() => void> = []
 let base = ""
 /** The link requests the server has answered (reset before each test), with their arrival times. */
 let linkHits: Array<{ readonly action: string; readonly index: number; readonly at: number }> = []
@@ -40,6 +41,8 @@ beforeAll(async () => {
         res.writeHead(401).end()
         return
       }
+      // Any other link request lets a held "slow" answer go (see below).
+      if (link[1] !== "slow") heldSlow.splice(0).forEach((release) => release())
       if (link[1] === "missing") {
         res.writeHead(404, { "content-type": "application/json" }).end(
           JSON.stringify({ error: { code: "ResourceNotFound", message: "Machine action not found", target: "req-9" } })
@@ -50,12 +53,20 @@ beforeAll(async () => {
         res.writeHead(200, { "content-type": "application/json" }).end(
           JSON.stringify({ value: `${base}/blob/${link[1]}-${link[2]}?se=2031-01-01T00%3A00%3A00Z&sp=r&sig=${CANARY_SIG}` })
         )
-      // "slow" answers late, so a batch's completion order differs from its input order.
-      if (link[1] === "slow") setTimeout(answer, 1500)
-      else answer()
+      // "slow" is held until the server has seen the batch's other link requests arrive, so
+      // the batch's completion order differs from its input order — no timer involved.
+      if (link[1] === "slow") {
+        // The batch's other requests: 5 links (ok ×3, missing, gone) and 4 blobs (ok ×3, gone).
+        let waitFor = 9
+        heldSlow.push(function release() {
+          if (--waitFor === 0) answer()
+          else heldSlow.push(release)
+        })
+      } else answer()
       return
     }
     const name = url.pathname.replace("/blob/", "")
+    if (!name.startsWith("slow")) heldSlow.splice(0).forEach((release) => release())
     // Every command index of "ok" and "slow" holds the seed transcript.
     const blob = blobs[name] ?? (/^(ok|slow)-\d+$/.test(name) ? blobs["ok-0"] : undefined)
     if (url.pathname.startsWith("/blob/") && blob !== undefined && req.headers.authorization === undefined) {
