@@ -13,6 +13,7 @@
 import { FetchHttpClient, FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import {
+  Cause,
   Clock,
   Config,
   type ConfigError,
@@ -202,8 +203,9 @@ export interface Options {
   readonly maxTranscriptBytes?: number | undefined
   /**
    * How long one attempt may wait for an answer (for API calls: the whole answer; for
-   * downloads: the status and headers); default 30 seconds. A timeout is retried like a
-   * transport error.
+   * downloads: the status and headers, then each pause between two chunks of the body);
+   * default 30 seconds. A timeout is retried like a transport error (a stalled download is
+   * resumed by `downloadToFile`).
    */
   readonly timeout?: Duration.DurationInput | undefined
 }
@@ -761,9 +763,27 @@ export const make = (
     const bodyError = (e: HttpClientError.HttpClientError) =>
       new HttpError({ reason: "Transport", method: "GET", url: "(result download)", attempts: 1, detail: describeTransport(e) })
 
+    /** A response's body, failing as a transport error when it stalls longer than the timeout. */
+    const body = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, HttpError> =>
+      Stream.mapError(response.stream, bodyError).pipe(
+        Stream.timeoutFailCause(
+          () =>
+            Cause.fail(
+              new HttpError({
+                reason: "Transport",
+                method: "GET",
+                url: "(result download)",
+                attempts: 1,
+                detail: `the body stalled for ${Duration.format(timeout)}`
+              })
+            ),
+          timeout
+        )
+      )
+
     const downloadResult = (ref: CommandRef): Stream.Stream<Uint8Array, DefenderError> =>
       Stream.unwrap(
-        Effect.map(openResult(ref), (response) => Stream.mapError(response.stream, bodyError))
+        Effect.map(openResult(ref), (response) => body(response))
       ).pipe(Stream.withSpan("DefenderClient.downloadResult"))
 
     const getTranscript = Effect.fn("DefenderClient.getTranscript")(function*(ref: CommandRef) {
@@ -778,7 +798,7 @@ export const make = (
       const chunks: Array<Uint8Array> = []
       let size = 0
       yield* Stream.runForEach(
-        Stream.mapError(response.stream, bodyError),
+        body(response),
         (chunk) => {
           size += chunk.length
           if (size > maxTranscriptBytes) return Effect.fail(tooLarge("larger"))
@@ -864,7 +884,7 @@ export const make = (
               (response.status === 200 ? response.headers["content-md5"] : undefined) ?? md5
             const length = Number(response.headers["content-length"])
             total = range !== null ? Number(range[2]) : Number.isFinite(length) ? offset + length : total
-            const body = yield* Stream.runForEach(response.stream, (chunk) =>
+            const read = yield* Stream.runForEach(body(response), (chunk) =>
               Effect.zipRight(
                 file.writeAll(chunk).pipe(Effect.mapError(fileError)),
                 Effect.sync(() => {
@@ -872,11 +892,11 @@ export const make = (
                   offset += chunk.length
                 })
               )).pipe(Effect.either)
-            if (body._tag === "Left" && body.left._tag === "FileDownloadError") return yield* body.left
+            if (read._tag === "Left" && read.left._tag === "FileDownloadError") return yield* read.left
             const short = total !== undefined && offset < total
             // A reset right after the last byte: complete (the length and MD5 checks decide).
             const complete = total !== undefined && offset === total
-            if ((body._tag === "Left" && !complete) || short) {
+            if ((read._tag === "Left" && !complete) || short) {
               // The connection broke mid-body: resume where it stopped.
               if (++interruptions > maxInterruptions) {
                 return yield* fail("TooManyInterruptions", `${interruptions - 1} resumes at ${offset} bytes`)
