@@ -4,7 +4,7 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Redacted, Schedule } from "effect"
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http"
 import type { AddressInfo } from "node:net"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
@@ -36,7 +36,10 @@ beforeAll(async () => {
     const url = new URL(req.url ?? "/", base)
     hits.push({ path: url.pathname, headers: req.headers })
     const link = /GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(url.pathname)
-    if (link !== null) {
+    if (url.pathname.startsWith("/api/redirected/")) {
+      // An API answer that redirects elsewhere: the bearer token must not follow.
+      res.writeHead(307, { location: `${elsewhereBase}/api/machineactions/x/GetLiveResponseResultDownloadLink(index=0)` }).end()
+    } else if (link !== null) {
       const name = link[1] === "0" ? "transcript" : "redirect"
       res.writeHead(200, { "content-type": "application/json" }).end(
         JSON.stringify({ value: `${base}/blob/${name}?se=2031-01-01T00%3A00%3A00Z&sig=${CANARY_SIG}` })
@@ -85,8 +88,26 @@ describe("over fetch and real sockets", () => {
       expect(blob!.headers.authorization).toBeUndefined()
     }).pipe(Effect.provide(Live())))
 
+  it.live("an API redirect to another origin never carries the bearer token", () =>
+    Effect.gen(function*() {
+      elsewhereHits.length = 0
+      const redirecting = DefenderClient.layer({
+        cloud: { ...DefenderCloud.commercial, apiBaseUrl: `${base}/api/redirected` },
+        downloadHosts: ["127.0.0.1"],
+        retry: Schedule.stop
+      }).pipe(
+        Layer.provide(Layer.merge(DefenderAuth.layerToken(Redacted.make(CANARY_TOKEN)), DefenderRateLimiter.layer())),
+        Layer.provide(FetchHttpClient.layer)
+      )
+      yield* Effect.either(LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: 0 })).pipe(Effect.provide(redirecting))
+      // fetch follows the redirect, and drops Authorization when the origin changes.
+      expect(elsewhereHits).toHaveLength(1)
+      expect(elsewhereHits[0]!.headers.authorization).toBeUndefined()
+    }))
+
   it.live("a redirect from the storage is refused, and its target never contacted", () =>
     Effect.gen(function*() {
+      elsewhereHits.length = 0
       const error = yield* Effect.flip(LiveResponse.getTranscript({ machineActionId: ACTION_ID, index: 1 }))
       expect(error._tag === "DownloadRefused" && [error.reason, error.host]).toEqual(["Redirected", "127.0.0.1"])
       expect(elsewhereHits).toHaveLength(0)
