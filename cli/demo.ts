@@ -10,7 +10,6 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
-import * as DefenderCloud from "../src/DefenderCloud.ts"
 import type { DefenderError } from "../src/DefenderError.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
@@ -49,21 +48,11 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
   const quota = { limit: 10, window: Duration.seconds(2) }
   const sim = yield* DefenderSimulator.make({ rateLimits: [quota] })
   const served = yield* DefenderSimulator.serve(sim)
-  const cloud: DefenderCloud.DefenderCloud = {
-    ...DefenderCloud.commercial,
-    name: "simulator",
-    apiBaseUrl: served.url,
-    authorityHost: served.url
-  }
+  const cloud = served.cloud
   const client = (limits: ReadonlyArray<DefenderRateLimiter.RateLimit>) =>
     DefenderClient.layer({ cloud, downloadHosts: ["127.0.0.1"] }).pipe(
       Layer.provide(Layer.merge(
-        DefenderAuth.layerClientSecret({
-          tenantId: DefenderSimulator.SIMULATED_TENANT,
-          clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
-          clientSecret: DefenderSimulator.SIMULATED_CLIENT_SECRET,
-          cloud
-        }),
+        DefenderSimulator.layerLogin({ cloud }),
         DefenderRateLimiter.layer({ limits })
       )),
       Layer.provide(FetchHttpClient.layer)

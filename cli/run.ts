@@ -31,7 +31,8 @@ const comment = Options.text("comment").pipe(Options.withDefault("mde-live-respo
 /** The file name of a Windows or POSIX path. */
 const baseName = (path: string): string => path.split(/[\\/]/).filter((p) => p !== "").pop() ?? "result.bin"
 
-const session = (params: {
+/** The run command's parsed options. */
+interface RunParams {
   readonly machine: string
   readonly script: string
   readonly args: Option.Option<string>
@@ -40,7 +41,9 @@ const session = (params: {
   readonly format: "json" | "text"
   readonly interval: number
   readonly comment: string
-}) =>
+}
+
+const session = (params: RunParams) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const commands: Array<MachineAction.Command> = [
@@ -123,17 +126,7 @@ export const run: Command.Command<
   "run",
   DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter | FileSystem.FileSystem,
   DefenderError,
-  {
-    readonly machine: string
-    readonly script: string
-    readonly args: Option.Option<string>
-    readonly getfile: Option.Option<string>
-    readonly out: string
-    readonly format: "json" | "text"
-    readonly interval: number
-    readonly comment: string
-    readonly simulate: boolean
-  }
+  RunParams & { readonly simulate: boolean }
 > = Command.make(
   "run",
   { machine, script, args, getfile, out, format, interval, comment, simulate },

@@ -2,6 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Duration, Effect, Either, Fiber, Layer, TestClock } from "effect"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 
+// Every `Effect.sleep` below is a simulated call latency inside `it.effect`, so it runs on
+// the TestClock that `TestClock.adjust` moves: no test here waits in real time.
+
 /** Forks `n` callers that each take one permit and record when they got it. */
 const forkCallers = (limiter: DefenderRateLimiter.DefenderRateLimiter, n: number, times: Array<number>) =>
   Effect.forEach(

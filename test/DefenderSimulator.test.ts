@@ -6,7 +6,6 @@ import { connect } from "node:net"
 import { gunzipSync } from "node:zlib"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
-import * as DefenderCloud from "../src/DefenderCloud.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
@@ -32,7 +31,9 @@ const over = (
   )
 
 const clientSecret = (secret = DefenderSimulator.SIMULATED_CLIENT_SECRET, tenantId = DefenderSimulator.SIMULATED_TENANT) =>
-  DefenderAuth.layerClientSecret({ tenantId, clientId: DefenderSimulator.SIMULATED_CLIENT_ID, clientSecret: secret })
+  tenantId === DefenderSimulator.SIMULATED_TENANT
+    ? DefenderSimulator.layerLogin({ clientSecret: secret })
+    : DefenderAuth.layerClientSecret({ tenantId, clientId: DefenderSimulator.SIMULATED_CLIENT_ID, clientSecret: secret })
 
 const call = (sim: DefenderSimulator.DefenderSimulator, path: string, init?: RequestInit) =>
   Effect.map(
@@ -413,17 +414,8 @@ describe("DefenderSimulator.serve", () => {
       const sim = yield* DefenderSimulator.make()
       const served = yield* DefenderSimulator.serve(sim)
       expect(served.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-      const cloud = { ...DefenderCloud.commercial, apiBaseUrl: served.url, authorityHost: served.url }
-      const live = DefenderClient.layer({ cloud, downloadHosts: ["127.0.0.1"] }).pipe(
-        Layer.provide(Layer.merge(
-          DefenderAuth.layerClientSecret({
-            tenantId: DefenderSimulator.SIMULATED_TENANT,
-            clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
-            clientSecret: DefenderSimulator.SIMULATED_CLIENT_SECRET,
-            cloud
-          }),
-          DefenderRateLimiter.layer()
-        )),
+      const live = DefenderClient.layer({ cloud: served.cloud, downloadHosts: ["127.0.0.1"] }).pipe(
+        Layer.provide(Layer.merge(DefenderSimulator.layerLogin({ cloud: served.cloud }), DefenderRateLimiter.layer())),
         Layer.provide(FetchHttpClient.layer)
       )
       const [t, file] = yield* Effect.all([

@@ -35,6 +35,8 @@ import { Clock, Duration, Effect, Layer, Redacted, Runtime, type Scope, Stream }
 import { createHash } from "node:crypto"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
 import type { AddressInfo } from "node:net"
+import * as DefenderAuth from "../DefenderAuth.ts"
+import * as DefenderCloud from "../DefenderCloud.ts"
 import type { RateLimit } from "../DefenderRateLimiter.ts"
 
 // ---------------------------------------------------------------------------
@@ -941,7 +943,27 @@ export interface Served {
   /** `http://127.0.0.1:PORT`: the API base, the login host and the link host at once. */
   readonly url: string
   readonly port: number
+  /** The commercial cloud with its API base and login host pointed at this server. */
+  readonly cloud: DefenderCloud.DefenderCloud
 }
+
+/**
+ * The client-credentials login of the simulated app (`SIMULATED_TENANT`,
+ * `SIMULATED_CLIENT_ID`, `SIMULATED_CLIENT_SECRET` unless another secret is given),
+ * against `cloud`'s login host (a served simulator's `cloud`; in-process any host works).
+ *
+ * @since 0.1.0
+ */
+export const layerLogin = (options?: {
+  readonly cloud?: DefenderCloud.DefenderCloud | undefined
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+}): Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient> =>
+  DefenderAuth.layerClientSecret({
+    tenantId: SIMULATED_TENANT,
+    clientId: SIMULATED_CLIENT_ID,
+    clientSecret: options?.clientSecret ?? SIMULATED_CLIENT_SECRET,
+    cloud: options?.cloud
+  })
 
 /**
  * Serves the simulator on 127.0.0.1 (a free port unless `port` is given) with
@@ -1024,5 +1046,5 @@ export const serve = (
         server.close(() => resume(Effect.void))
       })
     )
-    return { url, port }
+    return { url, port, cloud: { ...DefenderCloud.commercial, name: "simulator", apiBaseUrl: url, authorityHost: url } }
   })

@@ -108,11 +108,7 @@ export const newSim = (): Promise<DefenderSimulator.DefenderSimulator> => Effect
 export const simLogin = (
   clientSecret: Redacted.Redacted<string> = DefenderSimulator.SIMULATED_CLIENT_SECRET
 ): Layer.Layer<DefenderAuth.DefenderAuth, never, HttpClient.HttpClient> =>
-  DefenderAuth.layerClientSecret({
-    tenantId: DefenderSimulator.SIMULATED_TENANT,
-    clientId: DefenderSimulator.SIMULATED_CLIENT_ID,
-    clientSecret
-  })
+  DefenderSimulator.layerLogin({ clientSecret })
 
 export const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffer> => {
   const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0))
