@@ -36,6 +36,7 @@ export const EXIT_CODES = {
   MachineActionFailed: 14,
   DeadlineExceeded: 15,
   FileDownloadError: 12,
+  RateLimiterUnavailable: 16,
   Unexpected: 1
 } as const
 

@@ -563,6 +563,34 @@ export class FileDownloadError extends FileDownloadErrorBase {
   }
 }
 
+// ---------------------------------------------------------------------------
+// RateLimiterUnavailable
+// ---------------------------------------------------------------------------
+
+const RateLimiterUnavailableBase: Schema.TaggedErrorClass<RateLimiterUnavailable, "RateLimiterUnavailable", {
+  readonly _tag: Schema.tag<"RateLimiterUnavailable">
+  readonly store: Schema.Literal<["redis"]>
+  readonly detail: typeof Schema.String
+}> = Schema.TaggedError<RateLimiterUnavailable>()("RateLimiterUnavailable", {
+  store: Schema.Literal("redis"),
+  detail: Schema.String
+})
+
+/**
+ * The shared rate budget's store (Redis) could not be reached, so the call was not
+ * made: running it without the budget could overrun the tenant's quota for every
+ * worker. `detail` is the store's own error, without the store's address or password.
+ *
+ * @since 0.1.0
+ */
+export class RateLimiterUnavailable extends RateLimiterUnavailableBase {
+  /** @since 0.1.0 */
+  override get message(): string {
+    return `The shared rate budget (${this.store}) could not be reached, so no call was made (${this.detail}): ` +
+      "check MDE_REDIS_URL, or allow the in-memory fallback (MDE_REDIS_FALLBACK=memory)"
+  }
+}
+
 /**
  * Every error the library's programs can fail with.
  *
@@ -582,3 +610,4 @@ export type DefenderError =
   | MachineActionFailed
   | DeadlineExceeded
   | FileDownloadError
+  | RateLimiterUnavailable

@@ -92,7 +92,7 @@ describe("DefenderRateLimiter", () => {
     Effect.gen(function*() {
       const limiter = yield* DefenderRateLimiter.make({ limits: [{ limit: 1, window: "1 second" }] })
       const order: Array<number> = []
-      const fibers: Array<Fiber.RuntimeFiber<void>> = []
+      const fibers: Array<Fiber.RuntimeFiber<void, unknown>> = []
       for (let i = 0; i < 6; i++) {
         fibers.push(yield* Effect.fork(limiter.withPermit(Effect.sync(() => void order.push(i)))))
         // Newcomers keep arriving while the queue is served.
