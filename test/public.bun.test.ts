@@ -28,6 +28,7 @@ import {
   run,
   SEED,
   SEED_OUTPUT,
+  sharedRedisBudget,
   SIG,
   simLayer,
   simLogin,
@@ -342,3 +343,14 @@ describe("examples/failed.bun.ts", () => {
     expect(code).toBe(0)
   }, 30_000)
 })
+
+// .ci/run passes its Redis; without one (a plain local `npm run test:bun`) this is reported as skipped.
+const redisUrl = process.env["MDE_TEST_REDIS_URL"]
+test.skipIf(redisUrl === undefined || redisUrl === "")(
+  "a budget shared on Redis holds a second process's call (ioredis on Bun)",
+  async () => {
+    const { ran, waitMillis } = await sharedRedisBudget(redisUrl!)
+    expect(ran).toBe(true)
+    expect(waitMillis).toBe(3_600_000)
+  }
+)

@@ -28,6 +28,7 @@ import {
   run,
   SEED,
   SEED_OUTPUT,
+  sharedRedisBudget,
   SIG,
   simLayer,
   simLogin,
@@ -353,4 +354,16 @@ Deno.test("examples/failed.deno.ts reads the ids from stdin, and prints nothing 
     assert.equal(out, "")
     assert.equal(code, 0)
   })
+})
+
+// .ci/run passes its Redis; without one (a plain local `npm run test:deno`) this is reported as ignored.
+const redisUrl = Deno.env.get("MDE_TEST_REDIS_URL")
+Deno.test({
+  name: "a budget shared on Redis holds a second process's call (ioredis on Deno)",
+  ignore: redisUrl === undefined || redisUrl === "",
+  fn: async () => {
+    const { ran, waitMillis } = await sharedRedisBudget(redisUrl!)
+    assert.ok(ran)
+    assert.equal(waitMillis, 3_600_000)
+  }
 })

@@ -4,7 +4,7 @@
  * on the public API. Runtime-neutral: no Deno, Bun or vitest globals here.
  */
 import { HttpClient, HttpClientResponse } from "@effect/platform"
-import { Effect, Layer, Redacted, Schedule } from "effect"
+import { Chunk, Clock, Effect, Fiber, Layer, Redacted, Schedule, TestClock, TestContext } from "effect"
 import { DefenderAuth, DefenderClient, DefenderRateLimiter } from "../../mod.ts"
 import { DefenderSimulator } from "../../testing.ts"
 
@@ -122,3 +122,28 @@ export const concat = (chunks: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffe
 
 export const gunzip = async (bytes: Uint8Array<ArrayBuffer>): Promise<Uint8Array> =>
   new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"))).arrayBuffer())
+
+/**
+ * Two Redis-backed limiters (two "processes") on one fresh key with a budget of one
+ * call per hour: the first takes it, the second must wait for it to leave the window.
+ * Returns how long the second waits (TestClock time, read from its sleep) and whether
+ * the first call ran. Redis is real; the wait is never slept.
+ */
+export const sharedRedisBudget = (url: string): Promise<{ readonly ran: boolean; readonly waitMillis: number }> =>
+  Effect.gen(function*() {
+    const options = { url, key: `public-${crypto.randomUUID()}`, limits: [{ limit: 1, window: "1 hour" as const }] }
+    const a = yield* DefenderRateLimiter.makeRedis(options)
+    const b = yield* DefenderRateLimiter.makeRedis(options)
+    let ran = false
+    yield* a.withPermit(Effect.sync(() => void (ran = true)))
+    const waiting = yield* Effect.fork(b.withPermit(Effect.void))
+    for (let round = 0; round < 5000; round++) {
+      const sleeps = yield* TestClock.sleeps()
+      if (Chunk.size(sleeps) > 0) {
+        yield* Fiber.interrupt(waiting)
+        return { ran, waitMillis: Chunk.unsafeHead(sleeps) - (yield* Clock.currentTimeMillis) }
+      }
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 0)))
+    }
+    return yield* Effect.die("the second limiter never waited")
+  }).pipe(Effect.scoped, Effect.provide(TestContext.TestContext), Effect.runPromise)
