@@ -28,6 +28,7 @@ import {
   Tracer
 } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
+import { createServer, type Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
@@ -39,6 +40,7 @@ import * as LiveResponse from "../src/LiveResponse.ts"
 import type * as MachineAction from "../src/MachineAction.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import {
+  CANARY_REDIS_PASSWORD,
   CANARY_RENEWED_TOKEN,
   CANARY_SECRET,
   CANARY_SIG,
@@ -116,7 +118,7 @@ const run = <A, E>(
     )
     const fiber = yield* Effect.fork(Effect.provide(logged, layer))
     const limit = (options?.seconds ?? 600) * 1000
-    const step = Duration.toMillis(Duration.decode(options?.step ?? "5 seconds"))
+    const step = Duration.toMillis(Duration.decode(options?.step ?? "10 seconds"))
     for (let t = 0; t < limit && Option.isNone(yield* Fiber.poll(fiber)); t += step) yield* TestClock.adjust(step)
     const exit = yield* Fiber.await(fiber)
     const text = [`program: ${name}`, captured.dump(), showExit(exit)].join("\n")
@@ -841,6 +843,75 @@ describe("over fetch on 127.0.0.1", () => {
       // The platform's client span of an API call shows the Authorization header only as redacted.
       const api = ran.captured.spans.find((s) => s.attributes.get("http.request.header.authorization") !== undefined)
       expect(String(api?.attributes.get("http.request.header.authorization"))).toBe("<redacted>")
+    })))
+})
+
+// ---------------------------------------------------------------------------
+// The shared budget on a Redis that hangs up (a loopback listener)
+// ---------------------------------------------------------------------------
+
+/**
+ * A TCP listener on 127.0.0.1 that records what a Redis client sends first (its AUTH,
+ * password included) and hangs up, so every Redis command fails; closed with the scope.
+ */
+const hangingUpRedis = Effect.acquireRelease(
+  Effect.async<{ readonly port: number; readonly received: () => string; readonly close: () => void }>((resume) => {
+    const chunks: Array<Buffer> = []
+    const sockets = new Set<Socket>()
+    const server = createServer((socket) => {
+      sockets.add(socket)
+      socket.once("data", (data) => {
+        chunks.push(data)
+        socket.destroy()
+      })
+    })
+    server.listen(0, "127.0.0.1", () =>
+      resume(Effect.succeed({
+        port: (server.address() as { port: number }).port,
+        received: () => Buffer.concat(chunks).toString("latin1"),
+        close: () => {
+          for (const socket of sockets) socket.destroy()
+          server.close()
+        }
+      })))
+  }),
+  (redis) => Effect.sync(redis.close)
+)
+
+describe("the shared budget on Redis, with a password in its URL", () => {
+  scenario("a Redis that hangs up: RateLimiterUnavailable, or the in-memory fallback with a warning", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const redis = yield* hangingUpRedis
+      const sim = yield* simulator()
+      const budget = (fallback: "none" | "memory") =>
+        DefenderClient.layer().pipe(
+          Layer.provide(Layer.merge(
+            DefenderAuth.layerToken(Redacted.make(CANARY_TOKEN)),
+            DefenderRateLimiter.layerRedis({
+              url: Redacted.make(`redis://:${CANARY_REDIS_PASSWORD}@127.0.0.1:${redis.port}/0`),
+              fallback,
+              redisTimeout: "2 seconds"
+            })
+          )),
+          Layer.provide(DefenderSimulator.layerHttpClient(sim))
+        )
+      const refused = yield* run(
+        "redis none",
+        LiveResponse.getResultLink(ref(ACTIONS.runScript)).pipe(Effect.provide(budget("none"))),
+        { seconds: 0 }
+      )
+      expect(failureOf(refused.exit)._tag).toBe("RateLimiterUnavailable")
+      const degraded = yield* run(
+        "redis memory",
+        LiveResponse.getResultLink(ref(ACTIONS.runScript)).pipe(Effect.provide(budget("memory"))),
+        { seconds: 0 }
+      )
+      expect(Exit.isSuccess(degraded.exit)).toBe(true)
+      expect(degraded.captured.logs.some((l) => l.startsWith("WARN") && l.includes("shared rate budget is unreachable"))).toBe(true)
+      // The password really went out (in the client's AUTH), and the API was called in the fallback.
+      const flows = { "the password reached the listener": redis.received().includes(CANARY_REDIS_PASSWORD) }
+      verify(refused, flows)
+      verify(degraded, { ...flows, "the API was called": sawBearer(sim, CANARY_TOKEN, 200) }, harvest(sim))
     })))
 })
 

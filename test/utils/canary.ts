@@ -13,13 +13,17 @@ export const CANARY_WRONG_SECRET = "canary-rejected-secret-5d8e1f"
 /** A second token, the one issued after a 401. */
 export const CANARY_RENEWED_TOKEN = "canary-renewed-token-9c4a7b"
 
+/** A password in a Redis URL. */
+export const CANARY_REDIS_PASSWORD = "canary-redis-password-3e7d21"
+
 /** Every fixed canary, by name. */
 export const FIXED_CANARIES: ReadonlyMap<string, string> = new Map([
   ["client secret", CANARY_SECRET],
   ["rejected client secret", CANARY_WRONG_SECRET],
   ["bearer token", CANARY_TOKEN],
   ["renewed bearer token", CANARY_RENEWED_TOKEN],
-  ["SAS signature", CANARY_SIG]
+  ["SAS signature", CANARY_SIG],
+  ["Redis password", CANARY_REDIS_PASSWORD]
 ])
 
 const safeDecode = (text: string): string => {
