@@ -379,6 +379,17 @@ const linkExpiry = (url: URL): Date | undefined => {
 // The client
 // ---------------------------------------------------------------------------
 
+// A redirect could lead a download (and its SAS) past the allow-list, or an API call to
+// another origin or down to plain http (fetch drops the token there, but would then trust
+// whatever that server answers): the fetch client is told not to follow one, and any 3xx is
+// refused by the caller (other clients never follow).
+const noRedirects = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
+    Effect.provideService(self, FetchHttpClient.RequestInit, {
+      ...Option.getOrElse(init, () => ({})),
+      redirect: "manual"
+    }))
+
 /**
  * Builds the client from its dependencies.
  *
@@ -390,7 +401,8 @@ export const make = (
   Effect.gen(function*() {
     const auth = yield* DefenderAuth
     const limiter = yield* DefenderRateLimiter
-    const http = yield* HttpClient.HttpClient
+    // API calls and downloads alike follow no redirect (see noRedirects).
+    const http = HttpClient.transformResponse(yield* HttpClient.HttpClient, noRedirects)
     // The platform's client span records the full URL, which for a download holds the SAS
     // signature: storage requests get our own span with the signature redacted instead.
     const storage = HttpClient.withTracerDisabledWhen(http, () => true)
@@ -485,6 +497,23 @@ export const make = (
       bucket: Bucket
     ) =>
       Effect.gen(function*() {
+        if (response.status >= 300 && response.status < 400) {
+          // Not followed (see noRedirects): only the target's origin is shown, never its path or query.
+          let target = "another address"
+          try {
+            target = new URL(response.headers["location"] ?? "", request.url).origin
+          } catch {
+            // an unparsable Location: keep the generic wording
+          }
+          return yield* new HttpError({
+            reason: "Status",
+            method: request.method,
+            url: redactUrl(request.url),
+            attempts,
+            status: response.status,
+            detail: `a redirect to ${target} was refused: the Defender API does not redirect, check the API base URL`
+          })
+        }
         const retryAfter = yield* retryAfterOf(response)
         // Every caller of this budget waits, not only the one that was told to, and at
         // once: before this answer's body has even been read.
@@ -688,15 +717,6 @@ export const make = (
       }
       return Effect.succeed(checked.right)
     }
-
-    // A redirect could lead the download (and its SAS) past the allow-list: the fetch client
-    // is told not to follow one, and any 3xx is refused below (other clients never follow).
-    const noRedirects = <A, E, R>(self: Effect.Effect<A, E, R>) =>
-      Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
-        Effect.provideService(self, FetchHttpClient.RequestInit, {
-          ...Option.getOrElse(init, () => ({})),
-          redirect: "manual"
-        }))
 
     /** One GET of a link, retried on transient failures; `"expired"` when the SAS time frame is over. */
     const openLink = (link: ResultLink, headers?: Record<string, string>) =>
