@@ -7,7 +7,7 @@ import { Chunk, Effect, Exit, Option, Redacted, Scope, Stream } from "effect"
 import { execFile, spawn } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { createServer, type Server } from "node:http"
-import type { AddressInfo } from "node:net"
+import { type AddressInfo, createServer as createNetServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { formatDuration, MAX_LINE_BYTES, parseLine, splitLines, statusLine } from "../cli/batch.ts"
@@ -218,6 +218,21 @@ describe("cli", { timeout: 60_000 }, () => {
     const run = await cli(["transcript", "--action", "ok"], { MDE_DOWNLOAD_HOSTS: "" })
     expect(run.code).toBe(8)
     expectOneErrorLine(run, "DownloadRefused")
+  })
+
+  it("an unreachable Redis budget (MDE_REDIS_URL) is exit code 16, and nothing reaches the API", async () => {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createNetServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as AddressInfo
+        probe.close(() => resolve(port))
+      })
+    })
+    linkHits = []
+    const run = await cli(["transcript", "--action", "ok"], { MDE_REDIS_URL: `redis://:redis-canary@127.0.0.1:${port}` })
+    expect(run.code).toBe(16)
+    expectOneErrorLine(run, "RateLimiterUnavailable")
+    expect(run.stderr).not.toContain("redis-canary")
+    expect(linkHits).toHaveLength(0)
   })
 
   it("missing configuration is exit code 3", async () => {

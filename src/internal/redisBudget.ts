@@ -122,8 +122,15 @@ export const connect = (url: string, options: {
       retryStrategy: (times) => Math.min(times * 100, 2000)
     }
     const redis = new RedisClient(url, redisOptions) as Redis & BudgetCommands
-    // Without a listener, ioredis prints every connection error to the console.
-    redis.on("error", () => {})
+    // Without a listener, ioredis prints every connection error to the console. The last
+    // one explains a command refused while disconnected better than ioredis's own message.
+    let lastError: unknown = undefined
+    redis.on("error", (error) => {
+      lastError = error
+    })
+    redis.on("ready", () => {
+      lastError = undefined
+    })
     redis.defineCommand("mdeAcquire", { lua: ACQUIRE })
     redis.defineCommand("mdeRelease", { lua: RELEASE })
     redis.defineCommand("mdePause", { lua: PAUSE, numberOfKeys: 1 })
@@ -134,7 +141,15 @@ export const connect = (url: string, options: {
       )
     )
     const run = <A>(command: () => Promise<A>) =>
-      Effect.tryPromise({ try: command, catch: unavailable })
+      Effect.tryPromise({
+        try: command,
+        catch: (cause) =>
+          unavailable(
+            redis.status !== "ready" && lastError !== undefined
+              ? `not connected: ${describeRedisError(lastError)}`
+              : cause
+          )
+      })
     return {
       acquire: (keys, windows, now, id, lease) => {
         const ttl = Math.ceil(Math.max(0, ...windows.map((w) => w.millis)) + lease)
