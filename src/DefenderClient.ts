@@ -767,7 +767,9 @@ export const make = (
       })
 
     /** A link, then its body; an expired link is re-created once, never in a loop. */
-    const openResult = Effect.fn("DefenderClient.openResult")(function*(ref: CommandRef) {
+    // Untraced: its value is the storage response, whose request holds the SAS URL, and a
+    // span would hand it to the tracer; its callers' spans get the (redacted) link instead.
+    const openResult = Effect.fnUntraced(function*(ref: CommandRef) {
       const first = yield* openLink(yield* getResultLink(ref))
       if (first !== "expired" && first !== "changed") return first
       yield* Effect.annotateCurrentSpan("mde.link_recreated", true)

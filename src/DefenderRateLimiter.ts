@@ -356,12 +356,12 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<DefenderRateLimi
       (budget) => budget.close
     )
     const local = yield* make(options)
-    const process = crypto.randomUUID()
+    const worker = crypto.randomUUID()
     const state = { degraded: false }
     const buckets: Record<Bucket, RedisBucket> = {
-      results: makeRedisBucket(budget, `{${key}}:results`, limits.results, lease, process),
-      machineActions: makeRedisBucket(budget, `{${key}}:machineActions`, limits.machineActions, lease, process),
-      run: makeRedisBucket(budget, `{${key}}:run`, limits.run, lease, process)
+      results: makeRedisBucket(budget, `{${key}}:results`, limits.results, lease, worker),
+      machineActions: makeRedisBucket(budget, `{${key}}:machineActions`, limits.machineActions, lease, worker),
+      run: makeRedisBucket(budget, `{${key}}:run`, limits.run, lease, worker)
     }
 
     const withPermit = <A, E, R>(call: Effect.Effect<A, E, R>, bucket: Bucket = "results") =>
@@ -422,7 +422,7 @@ const makeRedisBucket = (
   prefix: string,
   windows: ReadonlyArray<WindowSpec>,
   lease: number,
-  process: string
+  worker: string
 ): RedisBucket => {
   // Keyed by window length, so processes configured alike share each window's log.
   const keys = windows.map((w) => `${prefix}:window:${w.millis}`)
@@ -433,7 +433,7 @@ const makeRedisBucket = (
   // A wait computed from Redis is a lower bound (calls in flight elsewhere end later
   // and other processes take permits too), so it is checked again after every sleep.
   const waitForPermit = Effect.gen(function*() {
-    const id = `${process}:${++counter}`
+    const id = `${worker}:${++counter}`
     while (true) {
       const now = yield* Clock.currentTimeMillis
       const wait = yield* budget.acquire([pauseKey, ...keys], windows, now, id, lease)

@@ -101,17 +101,16 @@ export const showCause = (cause: Cause.Cause<unknown>): string =>
  * serialises outside a fiber, with its default redaction (the `Authorization` header of a
  * platform request shows as `<redacted>`).
  *
- * One exception: a success value that is a live `HttpClientResponse` (the value of the
- * platform's `http.client` spans, and of `DefenderClient.openResult`) is shown as its status
- * only. Serialising one reads its body and prints its request — for a download, the full
- * SAS URL. No exporter does that (OpenTelemetry and the DevTools export a span's status, and
- * for a failure its pretty cause, never its success value); the README's guarantee is about
- * what is exported and logged.
+ * One exception, for the platform's own `http.client` spans only (`platformSpan`): their
+ * success value, a live `HttpClientResponse`, is shown as its status. Serialising one reads
+ * its body and prints its request. No exporter does that (OpenTelemetry and the DevTools
+ * export a span's status, and for a failure its pretty cause, never its success value). The
+ * library's own spans get no exception: none of them ends with a response.
  */
-export const showExit = (exit: Exit.Exit<unknown, unknown>): string =>
+export const showExit = (exit: Exit.Exit<unknown, unknown>, platformSpan = false): string =>
   Inspectable.withRedactableContext(FiberRefs.empty(), () =>
     Exit.isSuccess(exit)
-      ? HttpClientResponse.TypeId in Object(exit.value)
+      ? platformSpan && HttpClientResponse.TypeId in Object(exit.value)
         ? `success HttpClientResponse ${(exit.value as HttpClientResponse.HttpClientResponse).status}`
         : `success ${show(exit.value)}`
       : `failure ${showCause(exit.cause)}`)
@@ -124,7 +123,7 @@ const showSpan = (span: CapturedSpan): string => {
   for (const link of span.links) {
     parts.push(`link ${link.span._tag === "Span" ? link.span.name : link.span.spanId} ${show(link.attributes)}`)
   }
-  parts.push(span.status._tag === "Ended" ? showExit(span.status.exit) : "not ended")
+  parts.push(span.status._tag === "Ended" ? showExit(span.status.exit, span.name.startsWith("http.client ")) : "not ended")
   return parts.join(" ")
 }
 
