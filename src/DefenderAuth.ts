@@ -39,6 +39,7 @@ import {
 } from "effect"
 import * as DefenderCloud from "./DefenderCloud.ts"
 import { AuthenticationError } from "./DefenderError.ts"
+import { noRedirects } from "./internal/noRedirects.ts"
 
 /**
  * Yields bearer tokens for the Defender API.
@@ -234,8 +235,19 @@ export const requestClientSecretToken = (
       })
     )
     const response: HttpClientResponse.HttpClientResponse = yield* client.execute(request).pipe(
-      Effect.mapError((e) => unreachable(`the token request could not be sent (${e.reason})`))
+      Effect.mapError((e) => unreachable(`the token request could not be sent (${e.reason})`)),
+      // The body holds the secret: a 307/308 would send it to wherever the redirect points.
+      noRedirects
     )
+    if (response.status >= 300 && response.status < 400) {
+      // Not retried: a redirect is the configuration's doing, not a flaky endpoint.
+      return yield* new AuthenticationError({
+        reason: "TokenRequestFailed",
+        status: response.status,
+        errorCodes: [],
+        error: "it answered with a redirect, which is never followed (the request holds the secret): check AZURE_AUTHORITY_HOST"
+      })
+    }
     const body = yield* response.json.pipe(Effect.option)
     if (response.status >= 200 && response.status < 300) {
       const parsed = Option.flatMap(body, decodeTokenResponse)

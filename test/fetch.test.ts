@@ -12,7 +12,7 @@ import * as DefenderClient from "../src/DefenderClient.ts"
 import * as DefenderCloud from "../src/DefenderCloud.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
-import { ACTION_ID, CANARY_SIG, CANARY_TOKEN, SEED_TRANSCRIPT } from "./utils/fake.ts"
+import { ACTION_ID, CANARY_SECRET, CANARY_SIG, CANARY_TOKEN, SEED_TRANSCRIPT } from "./utils/fake.ts"
 
 interface Hit {
   readonly path: string
@@ -36,7 +36,10 @@ beforeAll(async () => {
     const url = new URL(req.url ?? "/", base)
     hits.push({ path: url.pathname, headers: req.headers })
     const link = /GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(url.pathname)
-    if (url.pathname.startsWith("/api/redirected/")) {
+    if (url.pathname === "/redirecting-tenant/oauth2/v2.0/token") {
+      // A token endpoint that redirects: a 307 would make fetch send the secret along.
+      res.writeHead(307, { location: `${elsewhereBase}/stolen-token` }).end()
+    } else if (url.pathname.startsWith("/api/redirected/")) {
       // An API answer that redirects elsewhere: the bearer token must not follow.
       res.writeHead(307, { location: `${elsewhereBase}/api/machineactions/x/GetLiveResponseResultDownloadLink(index=0)` }).end()
     } else if (link !== null) {
@@ -54,6 +57,7 @@ beforeAll(async () => {
   })
   elsewhere = createServer((req, res) => {
     elsewhereHits.push({ path: req.url ?? "", headers: req.headers })
+    req.resume()
     res.writeHead(200).end(SEED_TRANSCRIPT)
   })
   base = `http://127.0.0.1:${await listen(main)}`
@@ -105,6 +109,22 @@ describe("over fetch and real sockets", () => {
       // fetch would follow it (dropping Authorization) and trust the other origin's answer: it is not followed.
       expect(error._tag === "HttpError" && [error.reason, error.status, error.attempts]).toEqual(["Status", 307, 1])
       expect(error.message).toContain(`a redirect to ${elsewhereBase} was refused`)
+      expect(elsewhereHits).toHaveLength(0)
+    }))
+
+  it.live("a token endpoint's redirect is refused (not retried), and the secret never goes to its target", () =>
+    Effect.gen(function*() {
+      elsewhereHits.length = 0
+      hits.length = 0
+      const error = yield* Effect.flip(DefenderAuth.requestClientSecretToken({
+        tenantId: "redirecting-tenant",
+        clientId: "c",
+        clientSecret: Redacted.make(CANARY_SECRET),
+        cloud: { ...DefenderCloud.commercial, authorityHost: base }
+      })).pipe(Effect.provide(FetchHttpClient.layer))
+      expect([error.reason, error.status]).toEqual(["TokenRequestFailed", 307])
+      expect(error.message).toContain("never followed")
+      expect(hits.filter((h) => h.path.endsWith("/token"))).toHaveLength(1)
       expect(elsewhereHits).toHaveLength(0)
     }))
 
