@@ -6,6 +6,9 @@
  *
  * Input is streamed: at most `--concurrency` items are in flight and only a
  * small read-ahead buffer is held, so a pipeline can feed any number of lines.
+ * No item can hang the batch: each attempt, and each pause in a transcript's
+ * body, is bounded by the client's `timeout` (`MDE_TIMEOUT`, default 30 s), so a
+ * trickling body is answered with an `HttpError` ("the body stalled for …").
  */
 import { Command, Options } from "@effect/cli"
 import * as NodeStream from "@effect/platform-node/NodeStream"

@@ -998,7 +998,8 @@ export const layer = (
 /**
  * Reads the client's options from the environment: the cloud (`MDE_CLOUD`,
  * `MDE_API_URL`, `MDE_SCOPE`, `AZURE_AUTHORITY_HOST`), `MDE_DOWNLOAD_HOSTS`
- * (a comma list) and `MDE_MAX_TRANSCRIPT_BYTES`. `retry` can still be given in code.
+ * (a comma list), `MDE_MAX_TRANSCRIPT_BYTES` and `MDE_TIMEOUT` (the `timeout`
+ * option: `30s`, `500ms`, `2m` or `"30 seconds"`). `retry` can still be given in code.
  *
  * @since 0.1.0
  */
@@ -1017,6 +1018,20 @@ export const layerConfig = (
         maxTranscriptBytes: Config.integer("MDE_MAX_TRANSCRIPT_BYTES").pipe(
           Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
           Config.withDefault(DEFAULT_MAX_TRANSCRIPT_BYTES)
+        ),
+        timeout: Config.string("MDE_TIMEOUT").pipe(
+          Config.mapAttempt((text) => {
+            const short = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/i.exec(text)
+            const scale: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+            const duration = short === null
+              ? Option.getOrUndefined(Duration.decodeUnknown(text.trim()))
+              : Duration.millis(Number(short[1]) * scale[short[2]!.toLowerCase()]!)
+            if (duration === undefined || !Duration.isFinite(duration) || Duration.toMillis(duration) <= 0) {
+              throw new Error(`must be a positive duration (30s, 500ms, 2m or 2 minutes), got: ${text}`)
+            }
+            return duration
+          }),
+          Config.withDefault(DEFAULT_TIMEOUT)
         )
       }),
       (config) => layer({ ...config, retry: options?.retry })

@@ -45,6 +45,10 @@ import type { RateLimit } from "../DefenderRateLimiter.ts"
 
 /**
  * Injectable faults, applied to every request at the given rates (0 to 1).
+ * `dropRate`, `errorRate` and `throttleRate` share one roll of the dice, so
+ * they add up (a request gets at most one of them); the download faults
+ * (`cutRate`, `corruptRate`, `trickleRate`) are rolled on the successful
+ * downloads. `sim.received` records which faults each request got.
  *
  * @since 0.1.0
  */
@@ -53,6 +57,18 @@ export interface Faults {
   readonly errorRate?: number | undefined
   /** The share of requests whose connection is dropped without an answer. */
   readonly dropRate?: number | undefined
+  /**
+   * The share of API requests (not token or storage requests) answered with 429
+   * `TooManyRequests`, Defender's OData error body and a `Retry-After` of
+   * `throttleRetryAfter`, whatever the quota says: a tenant busy with other callers.
+   */
+  readonly throttleRate?: number | undefined
+  /**
+   * The wait a `throttleRate` 429 asks for; default 1 second. Sent as `Retry-After` in whole
+   * seconds (rounded up), plus `retry-after-ms` when it is not a whole number of seconds, as
+   * some Azure services send (clients that read it can then wait less than a second).
+   */
+  readonly throttleRetryAfter?: Duration.DurationInput | undefined
   /** Added before every answer. */
   readonly latency?: Duration.DurationInput | undefined
   /** The share of successful downloads whose body trickles: 1 KiB at a time, `trickleDelay` apart. */
@@ -160,8 +176,18 @@ export interface Received {
   readonly headers: Readonly<Record<string, string>>
   /** Simulated time, epoch milliseconds. */
   readonly at: number
+  /** The answer's status; 0 for a dropped connection. */
   readonly status: number
+  /** The faults injected into this request's answer, if any. */
+  readonly faults: ReadonlyArray<Fault>
 }
+
+/**
+ * A fault injected into one answer (see `Faults`).
+ *
+ * @since 0.1.0
+ */
+export type Fault = "drop" | "error" | "throttle" | "cut" | "corrupt" | "trickle"
 
 /**
  * A live response command as the API describes it.
@@ -505,6 +531,13 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         faults?.omitRetryAfter === true ? {} : { "retry-after": String(Math.max(1, Math.ceil(wait / 1000))) }
       )
 
+    const throttledFault = (requestId: string) => {
+      const wait = Math.max(0, Math.ceil(Duration.toMillis(Duration.decode(faults?.throttleRetryAfter ?? "1 second"))))
+      const response = throttled(wait, requestId)
+      if (faults?.omitRetryAfter !== true && wait % 1000 !== 0) response.headers.set("retry-after-ms", String(wait))
+      return response
+    }
+
     const authorized = (request: Request, now: number): boolean => {
       const header = request.headers.get("authorization") ?? ""
       const token = header.startsWith("Bearer ") ? header.slice(7) : ""
@@ -801,14 +834,22 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         const roll = dice()
         const drop = roll < (faults?.dropRate ?? 0)
         const error = !drop && roll < (faults?.dropRate ?? 0) + (faults?.errorRate ?? 0)
+        // Only the Defender API throttles with 429: storage throttles with 503, and the token endpoint is left alone.
+        const throttle = !drop && !error && endpoint !== "token" && endpoint !== "blob" && endpoint !== "unknown" &&
+          roll < (faults?.dropRate ?? 0) + (faults?.errorRate ?? 0) + (faults?.throttleRate ?? 0)
+        const injected: Array<Fault> = drop ? ["drop"] : error ? ["error"] : throttle ? ["throttle"] : []
         let response = drop
           ? undefined
           : error
           ? odata([500, 502, 503][Math.floor(dice() * 3)]!, "InternalServerError", "Simulated fault", requestId)
+          : throttle
+          ? throttledFault(requestId)
           : yield* answer
         if (response !== undefined && endpoint === "blob" && response.ok) {
           const cut = dice() < (faults?.cutRate ?? 0)
           const corrupt = dice() < (faults?.corruptRate ?? 0)
+          if (cut) injected.push("cut")
+          if (corrupt) injected.push("corrupt")
           if (cut || corrupt) {
             const original = response
             const bytes = new Uint8Array(yield* Effect.promise(() => original.arrayBuffer()))
@@ -834,7 +875,10 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
               { status: original.status, headers: original.headers }
             )
           }
-          if (dice() < (faults?.trickleRate ?? 0)) response = yield* trickle(response)
+          if (dice() < (faults?.trickleRate ?? 0)) {
+            injected.push("trickle")
+            response = yield* trickle(response)
+          }
         }
         received.push({
           endpoint,
@@ -842,7 +886,8 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
           url: request.url,
           headers,
           at: now,
-          status: response?.status ?? 0
+          status: response?.status ?? 0,
+          faults: injected
         })
         return response
       })
@@ -1012,6 +1057,9 @@ export const serve = (
               out[key] = value
             })
             res.writeHead(response.status, out)
+            // Status and headers go out now, as a real server's do, not with the first chunk
+            // of the body: a trickling body then stalls after the headers, not before them.
+            res.flushHeaders()
             if (response.body !== null) {
               const reader = response.body.getReader()
               let closed = false
