@@ -10,7 +10,7 @@
  * @module
  * @since 0.1.0
  */
-import { FetchHttpClient, FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
+import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
 import type { HttpClientError, HttpClientResponse } from "@effect/platform"
 import {
   Cause,
@@ -47,6 +47,7 @@ import {
 } from "./DefenderError.ts"
 import { createHash } from "node:crypto"
 import { type Bucket, DefenderRateLimiter } from "./DefenderRateLimiter.ts"
+import { noRedirects } from "./internal/noRedirects.ts"
 import { DEFAULT_MAX_RETRY_AFTER_MILLIS, parseRetryAfter } from "./internal/retryAfter.ts"
 import { checkSecureUrl, DEFAULT_DOWNLOAD_HOSTS, hostMatches, parseHostList, redactText, redactUrl } from "./internal/url.ts"
 import * as MachineAction from "./MachineAction.ts"
@@ -379,16 +380,10 @@ const linkExpiry = (url: URL): Date | undefined => {
 // The client
 // ---------------------------------------------------------------------------
 
-// A redirect could lead a download (and its SAS) past the allow-list, or an API call to
-// another origin or down to plain http (fetch drops the token there, but would then trust
-// whatever that server answers): the fetch client is told not to follow one, and any 3xx is
-// refused by the caller (other clients never follow).
-const noRedirects = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.flatMap(Effect.serviceOption(FetchHttpClient.RequestInit), (init) =>
-    Effect.provideService(self, FetchHttpClient.RequestInit, {
-      ...Option.getOrElse(init, () => ({})),
-      redirect: "manual"
-    }))
+/** A transcript body that broke or stalled after its headers were in (internal: read again). */
+class BodyBroken {
+  constructor(readonly error: HttpError) {}
+}
 
 /**
  * Builds the client from its dependencies.
@@ -401,7 +396,7 @@ export const make = (
   Effect.gen(function*() {
     const auth = yield* DefenderAuth
     const limiter = yield* DefenderRateLimiter
-    // API calls and downloads alike follow no redirect (see noRedirects).
+    // API calls and downloads alike follow no redirect (see internal/noRedirects.ts).
     const http = HttpClient.transformResponse(yield* HttpClient.HttpClient, noRedirects)
     // The platform's client span records the full URL, which for a download holds the SAS
     // signature: storage requests get our own span with the signature redacted instead.
@@ -766,15 +761,26 @@ export const make = (
         )
       })
 
-    /** A link, then its body; an expired link is re-created once, never in a loop. */
+    /**
+     * A link, then its body; an expired link is re-created once, never in a loop. `held`
+     * keeps the link between calls, so a body read again does not spend another API call.
+     */
     // Untraced: its value is the storage response, whose request holds the SAS URL, and a
     // span would hand it to the tracer; its callers' spans get the (redacted) link instead.
-    const openResult = Effect.fnUntraced(function*(ref: CommandRef) {
-      const first = yield* openLink(yield* getResultLink(ref))
+    const openResult = Effect.fnUntraced(function*(
+      ref: CommandRef,
+      held: { link: ResultLink | undefined; recreated: boolean } = { link: undefined, recreated: false }
+    ) {
+      held.link ??= yield* getResultLink(ref)
+      const first = yield* openLink(held.link)
       if (first !== "expired" && first !== "changed") return first
-      yield* Effect.annotateCurrentSpan("mde.link_recreated", true)
-      const second = yield* openLink(yield* getResultLink(ref))
-      if (second !== "expired" && second !== "changed") return second
+      if (!held.recreated) {
+        held.recreated = true
+        yield* Effect.annotateCurrentSpan("mde.link_recreated", true)
+        held.link = yield* getResultLink(ref)
+        const second = yield* openLink(held.link)
+        if (second !== "expired" && second !== "changed") return second
+      }
       return yield* new ResultLinkError({
         reason: "Expired",
         status: 403,
@@ -782,25 +788,19 @@ export const make = (
       })
     })
 
-    const bodyError = (e: HttpClientError.HttpClientError) =>
-      new HttpError({ reason: "Transport", method: "GET", url: "(result download)", attempts: 1, detail: describeTransport(e) })
+    const broken = (detail: string) =>
+      new HttpError({ reason: "Transport", method: "GET", url: "(result download)", attempts: 1, detail })
+    // getTranscript reads a body that broke or stalled again (the same link: the result is
+    // still there), on the retry schedule.
+    const bodyRetryPolicy = Schedule.mapInput(
+      retryPolicy(options?.retry ?? defaultRetrySchedule, () => true),
+      (e: DefenderError | BodyBroken) => (e instanceof BodyBroken ? e.error : e)
+    )
 
     /** A response's body, failing as a transport error when it stalls longer than the timeout. */
     const body = (response: HttpClientResponse.HttpClientResponse): Stream.Stream<Uint8Array, HttpError> =>
-      Stream.mapError(response.stream, bodyError).pipe(
-        Stream.timeoutFailCause(
-          () =>
-            Cause.fail(
-              new HttpError({
-                reason: "Transport",
-                method: "GET",
-                url: "(result download)",
-                attempts: 1,
-                detail: `the body stalled for ${Duration.format(timeout)}`
-              })
-            ),
-          timeout
-        )
+      Stream.mapError(response.stream, (e) => broken(describeTransport(e))).pipe(
+        Stream.timeoutFailCause(() => Cause.fail(broken(`the body stalled for ${Duration.format(timeout)}`)), timeout)
       )
 
     const downloadResult = (ref: CommandRef): Stream.Stream<Uint8Array, DefenderError> =>
@@ -809,7 +809,23 @@ export const make = (
       ).pipe(Stream.withSpan("DefenderClient.downloadResult"))
 
     const getTranscript = Effect.fn("DefenderClient.getTranscript")(function*(ref: CommandRef) {
-      const response = yield* openResult(ref)
+      // A body that breaks or stalls is read again from the same link, on the retry schedule.
+      const held = { link: undefined, recreated: false }
+      let reads = 0
+      return yield* Effect.suspend(() => {
+        reads++
+        return readTranscript(ref, held)
+      }).pipe(
+        Effect.retry({ schedule: bodyRetryPolicy, while: (e) => e instanceof BodyBroken }),
+        Effect.mapError((e) => (e instanceof BodyBroken ? new HttpError({ ...e.error, attempts: reads }) : e))
+      )
+    })
+
+    const readTranscript = Effect.fnUntraced(function*(
+      ref: CommandRef,
+      held: { link: ResultLink | undefined; recreated: boolean }
+    ) {
+      const response = yield* openResult(ref, held)
       const tooLarge = (size: string) =>
         new TranscriptDecodeError({
           reason: "TooLarge",
@@ -820,7 +836,7 @@ export const make = (
       const chunks: Array<Uint8Array> = []
       let size = 0
       yield* Stream.runForEach(
-        body(response),
+        Stream.mapError(body(response), (error) => new BodyBroken(error)),
         (chunk) => {
           size += chunk.length
           if (size > maxTranscriptBytes) return Effect.fail(tooLarge("larger"))

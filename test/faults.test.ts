@@ -67,8 +67,32 @@ describe("faults", () => {
           Effect.provide(over(sim, { timeout: "10 seconds" }))
         )
       )
-      for (let i = 0; i < 30; i++) yield* TestClock.adjust("1 second")
+      for (let i = 0; i < 300; i++) yield* TestClock.adjust("1 second")
       const error = yield* Fiber.join(fiber)
       expect(error._tag === "HttpError" && [error.reason, error.detail]).toEqual(["Transport", "the body stalled for 10s"])
+      // Read again from the same link on the retry schedule (7 attempts), without another API call.
+      expect(error._tag === "HttpError" && error.attempts).toBe(7)
+      expect(sim.count("getResultLink")).toBe(1)
+      expect(sim.received.filter((r) => r.endpoint === "blob")).toHaveLength(7)
+    }))
+
+  it.effect("a transcript whose body breaks is read again from the same link", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({ faults: { cutRate: 1 } })
+      sim.addTranscripts("flaky", [JSON.stringify({ script_name: "a.ps1", exit_code: 0, script_output: "x".repeat(4096), script_errors: "" })])
+      const fiber = yield* Effect.fork(
+        LiveResponse.getTranscript({ machineActionId: "flaky", index: 0 }).pipe(Effect.provide(over(sim)))
+      )
+      // The first body is cut; from then on the storage answers in full.
+      yield* Effect.yieldNow()
+      for (let i = 0; i < 50 && sim.received.filter((r) => r.endpoint === "blob").length === 0; i++) {
+        yield* TestClock.adjust("10 millis")
+      }
+      sim.setFaults(undefined)
+      yield* TestClock.adjust("1 minute")
+      const transcript = yield* Fiber.join(fiber)
+      expect(transcript.output).toBe("x".repeat(4096))
+      expect(sim.count("getResultLink")).toBe(1)
+      expect(sim.received.filter((r) => r.endpoint === "blob").map((r) => r.faults)).toEqual([["cut"], []])
     }))
 })
