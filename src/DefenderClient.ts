@@ -723,10 +723,8 @@ export const make = (
         const request = HttpClientRequest.get(url).pipe(HttpClientRequest.setHeaders(headers ?? {}))
         return yield* retrying((attempts) =>
           Effect.gen(function*() {
-            const response = yield* storage.execute(request).pipe(
-              Effect.mapError(transportError("GET", shown, attempts)),
-              noRedirects
-            )
+            // `storage` is `http`, which follows no redirect.
+            const response = yield* storage.execute(request).pipe(Effect.mapError(transportError("GET", shown, attempts)))
             if (response.status === 200 || response.status === 206) return response
             // If-Match failed: the blob changed under a resumed download.
             if (response.status === 412 && headers?.["if-match"] !== undefined) return "changed" as const
