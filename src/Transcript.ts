@@ -18,7 +18,7 @@
  */
 import { Effect, Either, ParseResult, Schema, type SchemaAST } from "effect"
 import { TranscriptDecodeError } from "./DefenderError.ts"
-import { parseTolerantJson } from "./internal/tolerantJson.ts"
+import { escapeControlBytesInStrings, parseTolerantJson } from "./internal/tolerantJson.ts"
 
 /**
  * A decoded RunScript transcript.
@@ -161,8 +161,8 @@ const fromJson = (json: unknown): Result => {
   return Either.right({ scriptName, exitCode, output, error })
 }
 
-const fromText = (text: string): Result =>
-  Either.match(parseTolerantJson(text), {
+const fromText = (text: string, escaped = false): Result =>
+  Either.match(parseTolerantJson(text, escaped), {
     onLeft: (reason) => failure("InvalidJson", undefined, reason),
     onRight: fromJson
   })
@@ -173,12 +173,13 @@ const utf8 = new TextDecoder("utf-8", { ignoreBOM: true })
 const fromBytes = (bytes: Uint8Array): Result => {
   let text: string
   try {
-    text = utf8.decode(bytes)
+    // Escaped as bytes, decoded once: the raw text never exists as a string (see escapeControlBytesInStrings).
+    text = utf8.decode(escapeControlBytesInStrings(bytes))
   } catch (error) {
     // e.g. a view of a SharedArrayBuffer, or more text than the engine can hold
     return failure("InvalidJson", undefined, `the bytes could not be read as UTF-8: ${String(error).slice(0, 200)}`)
   }
-  return fromText(text)
+  return fromText(text, true)
 }
 
 const toJson = (transcript: Transcript): string =>

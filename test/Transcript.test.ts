@@ -1,7 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Effect, Either, Exit, Schema } from "effect"
 import * as Transcript from "../src/Transcript.ts"
-import { escapeControlCharactersInStrings, parseTolerantJson } from "../src/internal/tolerantJson.ts"
+import {
+  escapeControlBytesInStrings,
+  escapeControlCharactersInStrings,
+  parseTolerantJson
+} from "../src/internal/tolerantJson.ts"
 
 const utf8 = (text: string): Uint8Array => new TextEncoder().encode(text)
 const BOM_BYTES = [0xef, 0xbb, 0xbf]
@@ -431,6 +435,33 @@ describe("internal/tolerantJson", () => {
     expect(escapeControlCharactersInStrings("{\n\"a\":\t\"b\nc\u0000\u0000\u0001\"\r\n}")).toBe(
       "{\n\"a\":\t\"b\\nc\\u0000\\u0000\\u0001\"\r\n}"
     )
+  })
+
+  it("escaping bytes then decoding is escaping the decoded text (the bytes path of decode)", () => {
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
+    const same = (bytes: Uint8Array) =>
+      expect(decoder.decode(escapeControlBytesInStrings(bytes))).toBe(
+        escapeControlCharactersInStrings(decoder.decode(bytes), true)
+      )
+    const tricky = [
+      SEED,
+      SEED.replaceAll("\\u0000", "\u0000"),
+      "{\n\"a\":\t\"b\nc\u0000\u0000\u0001\"\r\n}",
+      `{"a":"x\\\ny\\\\\nz\\\"\t"}`, // backslashes right before raw controls, escaped quotes
+      `{"a":"unterminated\n\u0000`,
+      `"\r\n\u001f" "\n" \n "é\n😀\u0000"`
+    ]
+    for (const text of tricky) same(utf8(text))
+    // valid JSON: the same bytes, not a copy
+    const valid = utf8(JSON.stringify({ a: "x\ny" }))
+    expect(escapeControlBytesInStrings(valid)).toBe(valid)
+    // invalid UTF-8 next to controls and quotes, with a BOM
+    same(new Uint8Array([...BOM_BYTES, 0x22, 0xe2, 0x0a, 0xed, 0xa0, 0x80, 0x00, 0xc3, 0x22, 0x0a, 0x22, 0xf0, 0x9f, 0x5c, 0x09, 0x22]))
+    const random = prng(11)
+    const alphabet = [0x22, 0x5c, 0x0a, 0x0d, 0x00, 0x09, 0x01, 0x1f, 0x61, 0x20, 0xc3, 0xa9, 0xe2, 0x80, 0xff, 0x7b, 0x3a]
+    for (let round = 0; round < 500; round++) {
+      same(Uint8Array.from({ length: Math.floor(random() * 60) }, () => alphabet[Math.floor(random() * alphabet.length)]!))
+    }
   })
 
   it("reports a reason instead of throwing", () => {
