@@ -1,0 +1,42 @@
+/**
+ * Starts a throwaway `redis-server` (from the PATH) on a free 127.0.0.1 port with
+ * no persistence, for the tests and benchmarks that need a real Redis.
+ */
+import { spawn, spawnSync } from "node:child_process"
+import { createServer } from "node:net"
+
+export interface RunningRedis {
+  readonly url: string
+  readonly stop: () => void
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+
+/** Whether `redis-server` can be started here. */
+export const haveRedis = (): boolean => spawnSync("redis-server", ["--version"]).status === 0
+
+export const startRedis = async (): Promise<RunningRedis> => {
+  const port = await freePort()
+  const child = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: ["ignore", "pipe", "inherit"] }
+  )
+  await new Promise<void>((resolve, reject) => {
+    let seen = ""
+    child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)))
+    child.stdout!.on("data", (chunk: Buffer) => {
+      seen += chunk.toString()
+      if (seen.includes("Ready to accept connections")) resolve()
+    })
+  })
+  return { url: `redis://127.0.0.1:${port}`, stop: () => void child.kill() }
+}
