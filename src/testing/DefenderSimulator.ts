@@ -213,6 +213,11 @@ export interface DefenderSimulator {
   readonly count: (endpoint: Endpoint, status?: number) => number
   /** Adds a `Succeeded` machine action whose RunScript commands answer with the given transcripts. */
   readonly addTranscripts: (id: string, transcripts: ReadonlyArray<string | Uint8Array>) => void
+  /**
+   * Adds a `Succeeded` machine action whose GetFile commands answer with the given files. The
+   * bytes are kept as given, not copied (only hashed once), so a benchmark can serve a 1 GiB result.
+   */
+  readonly addFiles: (id: string, files: ReadonlyArray<{ readonly path: string; readonly bytes: Uint8Array }>) => void
   /** Replaces a command's result file in storage (a new ETag), as if it had been rewritten. */
   readonly replaceResult: (id: string, index: number, bytes: Uint8Array) => void
   /** Changes the injected faults from now on. */
@@ -911,6 +916,12 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
           id,
           transcripts.map((_, i) => runScript(`script-${i}.ps1`)),
           transcripts.map((t) => (typeof t === "string" ? encoder.encode(t) : t))
+        ),
+      addFiles: (id, files) =>
+        addAction(
+          id,
+          files.map((file) => ({ type: "GetFile", params: [{ key: "Path", value: file.path }] })),
+          files.map((file) => file.bytes)
         ),
       blobOrigin: options?.blobOrigin ?? "https://simulator.blob.core.windows.net"
     }
