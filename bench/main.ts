@@ -60,13 +60,17 @@ function renderFigures(record: {
   readonly results: ReadonlyArray<BenchResult>
 }): string {
   const m = record.machine
-  const lines = [
-    `Measured ${record.date.slice(0, 16).replace("T", " ")} UTC with \`${record.command}\` (${record.seconds} s) on ${m.cpu},`,
-    `${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, ${m.deno.replace(/\s*\(.*$/, "")}, Bun ${m.bun}; ${m.curl.split(" ").slice(0, 2).join(" ")}.`,
-    ""
-  ]
+  const lines: Array<string> = []
   for (const r of record.results) {
-    lines.push(`### ${r.name}`, "", r.description + ".", "", "| target | wanted | measured | met |", "| --- | --- | --- | --- |")
+    lines.push(
+      `### ${r.name}`,
+      "",
+      `${r.description}. Measured ${record.date.slice(0, 16).replace("T", " ")} UTC with \`${record.command}\` on ${m.cpu},`,
+      `${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}, ${m.deno.replace(/\s*\(.*$/, "")}, Bun ${m.bun}; ${m.curl.split(" ").slice(0, 2).join(" ")}.`,
+      "",
+      "| target | wanted | measured | met |",
+      "| --- | --- | --- | --- |"
+    )
     for (const t of r.targets) lines.push(`| ${t.name} | ${t.target} | ${t.measured} ${t.unit} | ${t.met ? "yes" : "**no**"} |`)
     lines.push("", "<details><summary>all figures</summary>", "", "| figure | value |", "| --- | --- |")
     for (const [key, value] of Object.entries(r.figures)) lines.push(`| ${key} | ${value} |`)
@@ -113,7 +117,12 @@ if (!quick && existsSync("BENCHMARKS.md")) {
   const start = "<!-- figures:start -->"
   const end = "<!-- figures:end -->"
   if (text.includes(start) && text.includes(end)) {
-    const rendered = renderFigures(record)
+    // Per benchmark, the latest full run of it (a run with --only leaves the others' figures as they were).
+    const records = JSON.parse(readFileSync(out, "utf8")) as Array<typeof record>
+    const rendered = Object.keys(BENCHMARKS).flatMap((name) => {
+      const latest = records.filter((r) => !r.quick && r.results.some((x) => x.name === name)).pop()
+      return latest === undefined ? [] : [renderFigures({ ...latest, results: latest.results.filter((x) => x.name === name) })]
+    }).join("\n")
     writeFileSync("BENCHMARKS.md", text.slice(0, text.indexOf(start) + start.length) + "\n" + rendered + text.slice(text.indexOf(end)))
   }
 }

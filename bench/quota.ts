@@ -9,10 +9,13 @@
  * - the library in three Node processes sharing one budget on Redis;
  * - the library on Deno and on Bun, alone.
  *
- * Figures per run: the client's elapsed time against the theoretical minimum
- * (the last call of a zero-latency client that starts every call the moment the
- * quota allows it), 429s received, the most accepted calls in any window of
- * each limit, and accepted calls over time (bench/chart.ts draws them).
+ * Figures per run, against the theoretical minimum (the last call of a
+ * zero-latency client that starts every call the moment the quota allows it):
+ * the span from the first to the last accepted call as the simulator saw them
+ * (what the quota governs: the utilisation target uses this) and the client's
+ * elapsed time end to end (also connection set-up and the last transfers); 429s
+ * received; the most accepted calls in any window of each limit; and accepted
+ * calls over time (bench/chart.ts draws them).
  */
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { execFile } from "node:child_process"
@@ -22,33 +25,7 @@ import { haveRedis, startRedis } from "../scripts/redis.ts"
 import type { ClientReport } from "./baseline.ts"
 import { type Series, svgChart } from "./chart.ts"
 import { type BenchOptions, type BenchResult, round, type Target } from "./types.ts"
-
-interface Limit {
-  readonly limit: number
-  readonly millis: number
-}
-
-/** The zero-latency schedule: call k starts as soon as every limit allows it. */
-export const theoreticalMillis = (n: number, limits: ReadonlyArray<Limit>): number => {
-  const starts: Array<number> = []
-  for (let k = 0; k < n; k++) {
-    let t = 0
-    for (const l of limits) if (k >= l.limit) t = Math.max(t, starts[k - l.limit]! + l.millis)
-    starts.push(t)
-  }
-  return starts[n - 1] ?? 0
-}
-
-/** The most entries of `times` in any half-open window of `millis`. */
-export const maxInWindow = (times: ReadonlyArray<number>, millis: number): number => {
-  const sorted = [...times].sort((a, b) => a - b)
-  let best = 0
-  for (let start = 0, end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= millis) start++
-    best = Math.max(best, end - start + 1)
-  }
-  return best
-}
+import { type Limit, maxInWindow, theoreticalMillis } from "./windows.ts"
 
 const runtimes = {
   node: [process.execPath, "--import", "tsx"],
@@ -81,6 +58,9 @@ interface RunSpec {
 interface RunResult {
   readonly label: string
   readonly elapsedMillis: number
+  /** From the first to the last accepted call, as the simulator saw them: the stretch the quota governs. */
+  readonly spanMillis: number
+  readonly spanUtilisation: number
   readonly theoreticalMillis: number
   readonly utilisation: number
   readonly throttled: number
@@ -126,12 +106,15 @@ const runOnce = async (spec: RunSpec, n: number, limits: ReadonlyArray<Limit>, c
     const accepted = links.filter((r) => r.status === 200).map((r) => r.at)
     const first = Math.min(...links.map((r) => r.at))
     const elapsedMillis = Math.max(...reports.map((r) => r.millis))
+    const spanMillis = Math.max(...accepted) - Math.min(...accepted)
     const theoretical = theoreticalMillis(n, limits)
     return {
       label: spec.label,
       elapsedMillis: Math.round(elapsedMillis),
       theoreticalMillis: theoretical,
       utilisation: round(theoretical / elapsedMillis, 4),
+      spanMillis,
+      spanUtilisation: round(theoretical / Math.max(1, spanMillis), 4),
       throttled: links.filter((r) => r.status === 429).length,
       ok: reports.reduce((a, r) => a + r.ok, 0),
       failed: reports.reduce((a, r) => a + r.failed, 0),
@@ -168,7 +151,8 @@ export const run = async (options: BenchOptions & { readonly runtimes?: boolean 
       results.push(result)
       process.stderr.write(
         `  ${result.label}: ${(result.elapsedMillis / 1000).toFixed(1)} s (minimum ${(result.theoreticalMillis / 1000).toFixed(1)} s, ` +
-          `${(result.utilisation * 100).toFixed(1)} %), ${result.throttled} × 429, ${result.ok}/${n} ok\n`
+          `${(result.utilisation * 100).toFixed(1)} %; calls spanned ${(result.spanMillis / 1000).toFixed(1)} s, ` +
+          `${(result.spanUtilisation * 100).toFixed(1)} %), ${result.throttled} × 429, ${result.ok}/${n} ok\n`
       )
     }
   } finally {
@@ -203,6 +187,8 @@ export const run = async (options: BenchOptions & { readonly runtimes?: boolean 
     const key = r.label.replace(/\W+/g, "_").replace(/^_|_$/g, "")
     figures[`${key}.seconds`] = round(r.elapsedMillis / 1000, 2)
     figures[`${key}.utilisation`] = r.utilisation
+    figures[`${key}.callSpanSeconds`] = round(r.spanMillis / 1000, 2)
+    figures[`${key}.callSpanUtilisation`] = r.spanUtilisation
     figures[`${key}.throttled`] = r.throttled
     figures[`${key}.ok`] = r.ok
     figures[`${key}.maxInWindows`] = r.maxInWindows.join("/")
@@ -211,12 +197,12 @@ export const run = async (options: BenchOptions & { readonly runtimes?: boolean 
     {
       name: "utilisation, library alone",
       target: ">= 97 % with zero 429s",
-      measured: round(lib.utilisation * 100, 1),
-      unit: `% of the theoretical maximum (${lib.throttled} × 429)`,
-      met: lib.utilisation >= 0.97 && lib.throttled === 0
+      measured: round(lib.spanUtilisation * 100, 1),
+      unit: `% of the theoretical maximum over the calls' span (${lib.throttled} × 429; end to end ${round(lib.utilisation * 100, 1)} %)`,
+      met: lib.spanUtilisation >= 0.97 && lib.throttled === 0
     },
     {
-      name: "speed-up over the baseline",
+      name: "speed-up over the baseline, end to end",
       target: ">= 1.5x",
       measured: round(base.elapsedMillis / lib.elapsedMillis, 2),
       unit: `x (baseline ${(base.elapsedMillis / 1000).toFixed(1)} s with ${base.throttled} × 429)`,
@@ -227,9 +213,9 @@ export const run = async (options: BenchOptions & { readonly runtimes?: boolean 
     targets.push({
       name: "utilisation, 3 processes on Redis",
       target: ">= 97 % with zero 429s",
-      measured: round(shared.utilisation * 100, 1),
-      unit: `% of the theoretical maximum (${shared.throttled} × 429)`,
-      met: shared.utilisation >= 0.97 && shared.throttled === 0
+      measured: round(shared.spanUtilisation * 100, 1),
+      unit: `% of the theoretical maximum over the calls' span (${shared.throttled} × 429; end to end ${round(shared.utilisation * 100, 1)} %)`,
+      met: shared.spanUtilisation >= 0.97 && shared.throttled === 0
     })
   }
   for (const rt of ["Deno", "Bun"]) {
@@ -238,9 +224,9 @@ export const run = async (options: BenchOptions & { readonly runtimes?: boolean 
       targets.push({
         name: `utilisation, library on ${rt}`,
         target: ">= 97 % with zero 429s",
-        measured: round(r.utilisation * 100, 1),
-        unit: `% of the theoretical maximum (${r.throttled} × 429)`,
-        met: r.utilisation >= 0.97 && r.throttled === 0
+        measured: round(r.spanUtilisation * 100, 1),
+        unit: `% of the theoretical maximum over the calls' span (${r.throttled} × 429; end to end ${round(r.utilisation * 100, 1)} %)`,
+        met: r.spanUtilisation >= 0.97 && r.throttled === 0
       })
     }
   }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Clock, ConfigProvider, Duration, Effect, Either, Fiber, Layer, TestClock } from "effect"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+import { maxInWindow } from "../bench/windows.ts"
 
 // Every `Effect.sleep` below is a simulated call latency inside `it.effect`, so it runs on
 // the TestClock that `TestClock.adjust` moves: no test here waits in real time.
@@ -12,18 +13,6 @@ const forkCallers = (limiter: DefenderRateLimiter.DefenderRateLimiter, n: number
     () => limiter.withPermit(Clock.currentTimeMillis).pipe(Effect.map((t) => times.push(t))),
     { concurrency: "unbounded", discard: true }
   ).pipe(Effect.fork)
-
-/** The most permits granted in any window of `windowMillis` (half-open, as Defender counts). */
-const maxInWindow = (times: ReadonlyArray<number>, windowMillis: number): number => {
-  const sorted = [...times].sort((a, b) => a - b)
-  let best = 0
-  let start = 0
-  for (let end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= windowMillis) start++
-    best = Math.max(best, end - start + 1)
-  }
-  return best
-}
 
 describe("DefenderRateLimiter", () => {
   it.effect("300 concurrent callers never exceed 100 per rolling minute, and wait instead of failing", () =>

@@ -9,6 +9,7 @@ import { describe, expect, inject, it } from "@effect/vitest"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { execFile } from "node:child_process"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import { maxInWindow } from "../bench/windows.ts"
 
 const url = inject("redisUrl")
 const WORKERS = 3
@@ -33,16 +34,6 @@ const worker = (input: string, env: Record<string, string>): Promise<Worker> =>
     child.stdin!.end(input)
   })
 
-/** The most calls in any rolling window of `millis` (half-open, as Defender counts). */
-const maxInWindow = (times: ReadonlyArray<number>, millis: number): number => {
-  const sorted = [...times].sort((a, b) => a - b)
-  let best = 0
-  for (let start = 0, end = 0; end < sorted.length; end++) {
-    while (sorted[end]! - sorted[start]! >= millis) start++
-    best = Math.max(best, end - start + 1)
-  }
-  return best
-}
 
 /** Serves a fresh simulator with the scaled quota, runs three workers on disjoint inputs, and reports. */
 const runWorkers = async (env: (n: number) => Record<string, string>) => {
