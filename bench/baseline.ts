@@ -42,6 +42,8 @@ export interface ClientReport {
   readonly ok: number
   readonly failed: number
   readonly millis: number
+  /** When the work started, epoch milliseconds (runs of several processes are timed from the first start). */
+  readonly startedAt: number
   readonly tags: Record<string, number>
 }
 
@@ -49,6 +51,7 @@ export const baseline = async (options: BaselineOptions): Promise<ClientReport> 
   const queue = [...options.ids]
   const tags: Record<string, number> = {}
   let ok = 0
+  const startedAt = Date.now()
   const started = performance.now()
   const worker = async () => {
     for (let id = queue.shift(); id !== undefined; id = queue.shift()) {
@@ -68,5 +71,5 @@ export const baseline = async (options: BaselineOptions): Promise<ClientReport> 
     }
   }
   await Promise.all(Array.from({ length: options.concurrency }, worker))
-  return { ok, failed: options.ids.length - ok, millis: performance.now() - started, tags }
+  return { ok, failed: options.ids.length - ok, millis: performance.now() - started, startedAt, tags }
 }

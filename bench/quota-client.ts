@@ -50,6 +50,7 @@ const library = async () => {
   )
   const tags: Record<string, number> = {}
   let ok = 0
+  const startedAt = Date.now()
   const started = performance.now()
   await Effect.forEach(
     ids,
@@ -62,7 +63,7 @@ const library = async () => {
       ),
     { concurrency, discard: true }
   ).pipe(Effect.provide(layer), Effect.runPromise)
-  return { ok, failed: ids.length - ok, millis: performance.now() - started, tags }
+  return { ok, failed: ids.length - ok, millis: performance.now() - started, startedAt, tags }
 }
 
 const result = arg("mode") === "baseline" ? await baseline({ url, token, ids, concurrency }) : await library()

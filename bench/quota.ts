@@ -105,7 +105,8 @@ const runOnce = async (spec: RunSpec, n: number, limits: ReadonlyArray<Limit>, c
     const links = sim.received.filter((r) => r.endpoint === "getResultLink")
     const accepted = links.filter((r) => r.status === 200).map((r) => r.at)
     const first = Math.min(...links.map((r) => r.at))
-    const elapsedMillis = Math.max(...reports.map((r) => r.millis))
+    // From the first process's start to the last one's end.
+    const elapsedMillis = Math.max(...reports.map((r) => r.startedAt + r.millis)) - Math.min(...reports.map((r) => r.startedAt))
     const spanMillis = Math.max(...accepted) - Math.min(...accepted)
     const theoretical = theoreticalMillis(n, limits)
     return {
