@@ -47,6 +47,7 @@ import {
 } from "./DefenderError.ts"
 import { createHash } from "node:crypto"
 import { type Bucket, DefenderRateLimiter } from "./DefenderRateLimiter.ts"
+import { parseShortDuration } from "./internal/duration.ts"
 import { noRedirects } from "./internal/noRedirects.ts"
 import { DEFAULT_MAX_RETRY_AFTER_MILLIS, parseRetryAfter } from "./internal/retryAfter.ts"
 import { checkSecureUrl, DEFAULT_DOWNLOAD_HOSTS, hostMatches, parseHostList, redactText, redactUrl } from "./internal/url.ts"
@@ -492,6 +493,16 @@ export const make = (
       bucket: Bucket
     ) =>
       Effect.gen(function*() {
+        /** An answer no other error covers, as an `HttpError` with this status. */
+        const statusError = (fields: Partial<Pick<HttpError, "retryAfterMillis" | "code" | "target" | "detail">>) =>
+          new HttpError({
+            reason: "Status",
+            method: request.method,
+            url: redactUrl(request.url),
+            attempts,
+            status: response.status,
+            ...fields
+          })
         if (response.status >= 300 && response.status < 400) {
           // Not followed (see noRedirects): only the target's origin is shown, never its path or query.
           let target = "another address"
@@ -500,12 +511,7 @@ export const make = (
           } catch {
             // an unparsable Location: keep the generic wording
           }
-          return yield* new HttpError({
-            reason: "Status",
-            method: request.method,
-            url: redactUrl(request.url),
-            attempts,
-            status: response.status,
+          return yield* statusError({
             detail: `a redirect to ${target} was refused: the Defender API does not redirect, check the API base URL`
           })
         }
@@ -530,12 +536,7 @@ export const make = (
               ...(info.target === undefined ? {} : { target: info.target })
             })
           default:
-            return yield* new HttpError({
-              reason: "Status",
-              method: request.method,
-              url: redactUrl(request.url),
-              attempts,
-              status: response.status,
+            return yield* statusError({
               ...wait,
               ...(info.code === undefined ? {} : { code: info.code }),
               ...(info.target === undefined ? {} : { target: info.target }),
@@ -1035,11 +1036,10 @@ export const layerConfig = (
         ),
         timeout: Config.string("MDE_TIMEOUT").pipe(
           Config.mapAttempt((text) => {
-            const short = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/i.exec(text)
-            const scale: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
-            const duration = short === null
+            const short = parseShortDuration(text)
+            const duration = short === undefined
               ? Option.getOrUndefined(Duration.decodeUnknown(text.trim()))
-              : Duration.millis(Number(short[1]) * scale[short[2]!.toLowerCase()]!)
+              : Duration.millis(short)
             if (duration === undefined || !Duration.isFinite(duration) || Duration.toMillis(duration) <= 0) {
               throw new Error(`must be a positive duration (30s, 500ms, 2m or 2 minutes), got: ${text}`)
             }

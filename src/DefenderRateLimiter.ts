@@ -22,6 +22,7 @@
  */
 import { Clock, Config, ConfigError, Context, Deferred, Duration, Effect, Either, Exit, FiberId, Layer, Option, Redacted, type Scope } from "effect"
 import type { RateLimiterUnavailable } from "./DefenderError.ts"
+import { parseShortDuration } from "./internal/duration.ts"
 import { connect, type RedisBudget, type WindowSpec } from "./internal/redisBudget.ts"
 
 /**
@@ -470,8 +471,6 @@ const makeRedisBucket = (
 export const layerRedis = (options: RedisOptions): Layer.Layer<DefenderRateLimiter> =>
   Layer.scoped(DefenderRateLimiter, makeRedis(options))
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
-
 /**
  * Parses a limit list such as `100/1m,1500/1h` (units `ms`, `s`, `m`, `h`; a
  * missing number means 1, as in `100/m`). `none` or an empty text means no limit.
@@ -483,12 +482,12 @@ export const parseLimits = (text: string): Either.Either<ReadonlyArray<RateLimit
   if (trimmed === "" || trimmed.toLowerCase() === "none") return Either.right([])
   const limits: Array<RateLimit> = []
   for (const part of trimmed.split(",")) {
-    const match = /^\s*(\d+)\s*\/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)\s*$/i.exec(part)
-    if (match === null) {
+    const match = /^\s*(\d+)\s*\/(.*)$/.exec(part)
+    const millis = match === null ? undefined : parseShortDuration(match[2]!, true)
+    if (match === null || millis === undefined) {
       return Either.left(`"${part.trim()}" is not a rate limit: write calls/window, e.g. 100/1m,1500/1h`)
     }
     const limit = Number(match[1])
-    const millis = Number(match[2] ?? "1") * UNITS[match[3]!.toLowerCase()]!
     if (limit < 1 || !(millis > 0)) {
       return Either.left(`"${part.trim()}" must have a positive limit and window`)
     }

@@ -4,6 +4,10 @@
  * `Retry-After`, 5xx, dropped connections, trickling and cut bodies). Every input
  * is answered exactly once — a result or a typed error — and a trickling body
  * ends in the typed timeout set by `MDE_TIMEOUT`, after which it is read again.
+ *
+ * Not on the TestClock, and why: the CLI is a separate process with its own clock,
+ * against a served simulator — the point is the real process end to end. The test
+ * itself never sleeps; it waits for the child to exit (a watchdog fires only on a hang).
  */
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Layer, Redacted, Scope } from "effect"
