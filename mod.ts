@@ -30,6 +30,8 @@ export * as DefenderAuth from "./src/DefenderAuth.ts"
 export * as DefenderRateLimiter from "./src/DefenderRateLimiter.ts"
 /** Clouds: commercial, geo hosts, GCC, GCC High, DoD. @since 0.1.0 */
 export * as DefenderCloud from "./src/DefenderCloud.ts"
+/** Machine actions: the type `runLiveResponse` answers, its commands, schema and decoder. @since 0.1.0 */
+export * as MachineAction from "./src/MachineAction.ts"
 /** Tolerant RunScript transcript decoding. @since 0.1.0 */
 export * as Transcript from "./src/Transcript.ts"
 /** Every typed error. @since 0.1.0 */
