@@ -13,9 +13,7 @@
 import { Command, Options } from "@effect/cli"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Cause, Chunk, Clock, Effect, Fiber, Option, Schedule, Stream } from "effect"
-import type * as DefenderClient from "../src/DefenderClient.ts"
-import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
-import * as LiveResponse from "../src/LiveResponse.ts"
+import { type DefenderClient, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 
 /** The longest input line accepted; a longer one is answered with `InvalidInput` without being kept in memory. */
 export const MAX_LINE_BYTES: number = 64 * 1024

@@ -8,12 +8,8 @@ import { Console, Duration, Effect, Layer, Stream } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as DefenderAuth from "../src/DefenderAuth.ts"
-import * as DefenderClient from "../src/DefenderClient.ts"
-import type { DefenderError } from "../src/DefenderError.ts"
-import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
-import * as LiveResponse from "../src/LiveResponse.ts"
-import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import { DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
+import { DefenderSimulator } from "../testing.ts"
 
 const { ACTIONS } = DefenderSimulator
 

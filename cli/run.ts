@@ -6,11 +6,7 @@
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import { Clock, Console, Duration, Effect, Fiber, Option, Schedule } from "effect"
-import type * as DefenderClient from "../src/DefenderClient.ts"
-import type { DefenderError } from "../src/DefenderError.ts"
-import type * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
-import * as LiveResponse from "../src/LiveResponse.ts"
-import type * as MachineAction from "../src/MachineAction.ts"
+import { type DefenderClient, type DefenderError, type DefenderRateLimiter, LiveResponse, type MachineAction } from "../mod.ts"
 import { simulate } from "./batch.ts"
 
 const machine = Options.text("machine").pipe(Options.withDescription("the machine (device) id"))

@@ -385,25 +385,84 @@ export const layerCredential = (
 // ---------------------------------------------------------------------------
 
 /**
- * Reads the login from the environment with the names `@azure/identity` uses:
- * `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (and the cloud
- * settings of `DefenderCloud.config`: `MDE_CLOUD`, `AZURE_AUTHORITY_HOST`,
- * `MDE_SCOPE`). When `MDE_TOKEN` is set it is used as a static token instead.
+ * The `Config`s `DefenderAuth.layerConfig` reads by default: the names `@azure/identity`
+ * uses (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`), the cloud of
+ * `DefenderCloud.config`, and `MDE_TOKEN` for a static token.
  *
  * @since 0.1.0
+ * @category config
  */
-export const layerConfig = (): Layer.Layer<DefenderAuth, ConfigError.ConfigError, HttpClient.HttpClient> =>
+export const config: {
+  readonly token: Config.Config<Option.Option<Redacted.Redacted<string>>>
+  readonly tenantId: Config.Config<string>
+  readonly clientId: Config.Config<string>
+  readonly clientSecret: Config.Config<Redacted.Redacted<string>>
+  readonly cloud: Config.Config<DefenderCloud.DefenderCloud>
+} = {
+  token: Config.option(Config.redacted("MDE_TOKEN")),
+  tenantId: Config.nonEmptyString("AZURE_TENANT_ID"),
+  clientId: Config.nonEmptyString("AZURE_CLIENT_ID"),
+  clientSecret: Config.redacted("AZURE_CLIENT_SECRET"),
+  cloud: DefenderCloud.config
+}
+
+/**
+ * Where `DefenderAuth.layerConfig` reads each setting: a `Config` per setting, each
+ * optional (an omitted one is read as in `config`), so an app with its own names or
+ * `ConfigProvider` can use it.
+ *
+ * @example
+ * ```ts
+ * import { Config } from "effect"
+ * import { DefenderAuth } from "@mde/live-response"
+ *
+ * const auth = DefenderAuth.layerConfig({
+ *   tenantId: Config.nonEmptyString("APP_TENANT"),
+ *   clientId: Config.nonEmptyString("APP_CLIENT"),
+ *   clientSecret: Config.redacted("APP_SECRET")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export interface LayerConfigOptions {
+  /** A static token; when it holds a non-empty token, no login is made. Default `MDE_TOKEN`. */
+  readonly token?: Config.Config<Option.Option<Redacted.Redacted<string>>> | undefined
+  /** The Entra ID tenant; default `AZURE_TENANT_ID`. */
+  readonly tenantId?: Config.Config<string> | undefined
+  /** The app registration's client id; default `AZURE_CLIENT_ID`. */
+  readonly clientId?: Config.Config<string> | undefined
+  /** The client secret's value; default `AZURE_CLIENT_SECRET`. */
+  readonly clientSecret?: Config.Config<Redacted.Redacted<string>> | undefined
+  /** The cloud; default `DefenderCloud.config`. */
+  readonly cloud?: Config.Config<DefenderCloud.DefenderCloud> | undefined
+}
+
+/**
+ * Reads the login from configuration, by default the environment with the names
+ * `@azure/identity` uses: `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` (and
+ * the cloud settings of `DefenderCloud.config`: `MDE_CLOUD`, `AZURE_AUTHORITY_HOST`,
+ * `MDE_SCOPE`). When `MDE_TOKEN` is set it is used as a static token instead. Any of them
+ * can be replaced with another `Config` (see `LayerConfigOptions`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  configs?: LayerConfigOptions
+): Layer.Layer<DefenderAuth, ConfigError.ConfigError, HttpClient.HttpClient> =>
   Layer.unwrapEffect(
     Effect.gen(function*() {
-      const staticToken = yield* Config.option(Config.redacted("MDE_TOKEN"))
+      const staticToken = yield* (configs?.token ?? config.token)
       if (Option.isSome(staticToken) && Redacted.value(staticToken.value) !== "") {
         return layerToken(staticToken.value)
       }
       const options = yield* Config.all({
-        tenantId: Config.nonEmptyString("AZURE_TENANT_ID"),
-        clientId: Config.nonEmptyString("AZURE_CLIENT_ID"),
-        clientSecret: Config.redacted("AZURE_CLIENT_SECRET"),
-        cloud: DefenderCloud.config
+        tenantId: configs?.tenantId ?? config.tenantId,
+        clientId: configs?.clientId ?? config.clientId,
+        clientSecret: configs?.clientSecret ?? config.clientSecret,
+        cloud: configs?.cloud ?? config.cloud
       })
       return layerClientSecret(options)
     })

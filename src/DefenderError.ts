@@ -20,7 +20,10 @@
  * @module
  * @since 0.1.0
  */
+import type { HttpClientError } from "@effect/platform"
 import { Schema } from "effect"
+import { describeTransport } from "./internal/describeTransport.ts"
+import { redactUrl } from "./internal/url.ts"
 
 const optionalString: Schema.optional<typeof Schema.String> = Schema.optional(Schema.String)
 const optionalNumber: Schema.optional<typeof Schema.Number> = Schema.optional(Schema.Number)
@@ -29,6 +32,10 @@ const suffix = (parts: ReadonlyArray<string | undefined>): string => {
   const kept = parts.filter((p): p is string => p !== undefined && p !== "")
   return kept.length === 0 ? "" : ` (${kept.join(", ")})`
 }
+
+/** The fields whose value is not `undefined` (an error keeps no key it has no value for). */
+const definedOnly = <A extends object>(fields: A): A =>
+  Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as A
 
 const AADSTS_HINTS: Record<number, string> = {
   7000215: "the client secret is wrong: use the secret's value, not its ID (AZURE_CLIENT_SECRET)",
@@ -360,6 +367,40 @@ export class TranscriptDecodeError extends TranscriptDecodeErrorBase {
  */
 export type HttpErrorReason = "Transport" | "Status" | "InvalidResponse"
 
+/**
+ * The request an `HttpError` is about, as its constructors take it: the URL may hold a
+ * SAS signature, which the constructors redact.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface HttpErrorRequest {
+  /** The HTTP method. */
+  readonly method: string
+  /** The URL (redacted by the constructor), or a placeholder such as `(result download)`. */
+  readonly url: string | URL
+  /** How many calls were made. */
+  readonly attempts: number
+}
+
+/**
+ * What an answer said beyond its status: the server's wait, the API's `code` and `target`,
+ * and a `detail` for people.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface HttpErrorDetails {
+  /** The wait the server asked for, in milliseconds. */
+  readonly retryAfterMillis?: number | undefined
+  /** The API's or the storage's error code. */
+  readonly code?: string | undefined
+  /** The API's request id. */
+  readonly target?: string | undefined
+  /** What went wrong, in a few words. */
+  readonly detail?: string | undefined
+}
+
 const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
   readonly _tag: Schema.tag<"HttpError">
   readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse"]>
@@ -391,6 +432,52 @@ const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
  * @since 0.1.0
  */
 export class HttpError extends HttpErrorBase {
+  /**
+   * No answer: `detail` says why (a refused connection, a stall, a time limit). The URL's
+   * `sig=` is redacted here, so no call site can forget it.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static transport(request: HttpErrorRequest & { readonly detail: string }): HttpError {
+    return new HttpError({ ...definedOnly(request), reason: "Transport", url: redactUrl(request.url) })
+  }
+
+  /**
+   * A request the platform `HttpClient` could not complete, described in a few words
+   * (`fetch failed: ECONNREFUSED`), never with the URL the platform error holds.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static fromRequestError(error: HttpClientError.HttpClientError, request: HttpErrorRequest): HttpError {
+    return HttpError.transport({ ...request, detail: describeTransport(error) })
+  }
+
+  /**
+   * An answer with a status no other error covers.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static status(
+    request: HttpErrorRequest & { readonly status: number } & HttpErrorDetails
+  ): HttpError {
+    return new HttpError({ ...definedOnly(request), reason: "Status", url: redactUrl(request.url) })
+  }
+
+  /**
+   * A 2xx answer whose body is not what the API documents; `detail` says what was wrong.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static invalidResponse(
+    request: HttpErrorRequest & { readonly status?: number | undefined; readonly detail: string }
+  ): HttpError {
+    return new HttpError({ ...definedOnly(request), reason: "InvalidResponse", url: redactUrl(request.url) })
+  }
+
   /** @since 0.1.0 */
   override get message(): string {
     const ids = suffix([

@@ -25,7 +25,8 @@ import type { FileSystem, HttpClient } from "@effect/platform"
 import { Clock, type ConfigError, Duration, Effect, Exit, Layer, Schedule, Stream } from "effect"
 import * as DefenderAuth from "./DefenderAuth.ts"
 import * as DefenderClient from "./DefenderClient.ts"
-import { type DefenderError, DeadlineExceeded, HttpError, MachineActionFailed } from "./DefenderError.ts"
+import { type DefenderError, DeadlineExceeded, MachineActionFailed } from "./DefenderError.ts"
+import { gunzipIfGzip } from "./internal/gzip.ts"
 import * as MachineAction from "./MachineAction.ts"
 import * as DefenderRateLimiter from "./DefenderRateLimiter.ts"
 import type { Transcript } from "./Transcript.ts"
@@ -88,19 +89,37 @@ export const getTranscript = (
   Effect.flatMap(DefenderClient.DefenderClient, (client) => client.getTranscript(ref))
 
 /**
- * The whole stack from the environment: `DefenderClient.layerConfig`,
- * `DefenderAuth.layerConfig` and `DefenderRateLimiter.layerConfig`. Provide
- * an `HttpClient` (e.g. `FetchHttpClient.layer`) underneath.
+ * Where `LiveResponse.layerConfig` reads each part's settings: the `LayerConfigOptions`
+ * of the client, the login and the rate budget; each omitted one is read from the
+ * environment as today.
  *
  * @since 0.1.0
+ * @category config
  */
-export const layerConfig = (): Layer.Layer<
+export interface LayerConfigOptions {
+  /** The client's options (cloud, download hosts, limits, timeout, retry). */
+  readonly client?: DefenderClient.LayerConfigOptions | undefined
+  /** The login. */
+  readonly auth?: DefenderAuth.LayerConfigOptions | undefined
+  /** The rate budget (in memory or on Redis). */
+  readonly rateLimiter?: DefenderRateLimiter.LayerConfigOptions | undefined
+}
+
+/**
+ * The whole stack from configuration: `DefenderClient.layerConfig`,
+ * `DefenderAuth.layerConfig` and `DefenderRateLimiter.layerConfig`, by default from
+ * the environment. Provide an `HttpClient` (e.g. `FetchHttpClient.layer`) underneath.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<
   DefenderClient.DefenderClient,
   ConfigError.ConfigError,
   HttpClient.HttpClient
 > =>
-  DefenderClient.layerConfig().pipe(
-    Layer.provide(Layer.merge(DefenderAuth.layerConfig(), DefenderRateLimiter.layerConfig()))
+  DefenderClient.layerConfig(configs?.client).pipe(
+    Layer.provide(Layer.merge(DefenderAuth.layerConfig(configs?.auth), DefenderRateLimiter.layerConfig(configs?.rateLimiter)))
   )
 
 // ---------------------------------------------------------------------------
@@ -296,78 +315,6 @@ export type CommandResult =
 
 const param = (command: MachineAction.CommandState, key: string): string =>
   command.command.params.find((p) => p.key.toLowerCase() === key.toLowerCase())?.value ?? ""
-
-/**
- * Decompresses a stream that starts with the gzip magic bytes; passes any other through.
- * The bytes go through web streams (for `DecompressionStream`); the download's own typed
- * error is kept aside and re-raised as it was, so nothing becomes a defect.
- */
-const gunzipIfGzip = (
-  bytes: Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient>
-): Stream.Stream<Uint8Array, DefenderError, DefenderClient.DefenderClient> =>
-  Stream.unwrap(Effect.gen(function*() {
-    let failure: DefenderError | undefined
-    const corrupt = () =>
-      failure ?? new HttpError({
-        reason: "InvalidResponse",
-        method: "GET",
-        url: "(result download)",
-        attempts: 1,
-        detail: "the gzip data is corrupt"
-      })
-    const readable = yield* Stream.toReadableStreamEffect(
-      Stream.tapError(bytes, (e) =>
-        Effect.sync(() => {
-          failure = e
-        }))
-    )
-    const reader = readable.getReader()
-    // Sniff at least two bytes (a first chunk may hold only one).
-    const head: Array<Uint8Array> = []
-    let size = 0
-    let ended = false
-    yield* Effect.tryPromise({
-      try: async () => {
-        while (size < 2) {
-          const next = await reader.read()
-          if (next.done) {
-            ended = true
-            return
-          }
-          head.push(next.value)
-          size += next.value.length
-        }
-      },
-      catch: corrupt
-    })
-    const first = new Uint8Array(size)
-    let at = 0
-    for (const chunk of head) {
-      first.set(chunk, at)
-      at += chunk.length
-    }
-    const whole = new ReadableStream<Uint8Array>({
-      start(controller) {
-        if (first.length > 0) controller.enqueue(first)
-        if (ended) controller.close()
-      },
-      async pull(controller) {
-        const next = await reader.read()
-        if (next.done) controller.close()
-        else controller.enqueue(next.value)
-      },
-      cancel: (reason) => reader.cancel(reason)
-    })
-    const gzip = first.length >= 2 && first[0] === 0x1f && first[1] === 0x8b
-    return Stream.fromReadableStream({
-      evaluate: () =>
-        gzip
-          // The DOM typings declare DecompressionStream's writable side as BufferSource.
-          ? whole.pipeThrough(new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>)
-          : whole,
-      onError: corrupt
-    })
-  }))
 
 /**
  * Every command's result of a succeeded machine action, one element per command

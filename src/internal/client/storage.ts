@@ -1,0 +1,154 @@
+/**
+ * Downloads from the blob storage behind result links: the host allow-list and
+ * scheme rule checked before any request, no token and no redirect, storage
+ * errors read (an expired SAS told apart from a refusal), the one-time
+ * re-creation of an expired link, and bodies that may not stall.
+ *
+ * @internal
+ */
+import { HttpClientRequest, type HttpClientResponse } from "@effect/platform"
+import { Cause, Duration, Effect, Redacted, Stream } from "effect"
+import type { CommandRef, ResultLink } from "../../DefenderClient.ts"
+import { type DefenderError, DownloadRefused, HttpError, ResultLinkError } from "../../DefenderError.ts"
+import { checkSecureUrl, hostMatches, redactUrl } from "../url.ts"
+import type { ClientContext } from "./context.ts"
+import { getResultLink } from "./resultLink.ts"
+import { retrying } from "./retry.ts"
+import { readErrorText, retryAfterOf, timed } from "./transport.ts"
+
+/** @internal What a GET of a link gave: the answer, or the link has expired, or the blob changed (412). */
+export type Opened = HttpClientResponse.HttpClientResponse | "expired" | "changed"
+
+const hostOf = (link: ResultLink): string | undefined => {
+  try {
+    return new URL(Redacted.value(link.url)).hostname
+  } catch {
+    return undefined
+  }
+}
+
+/** Checks a link against the scheme rule and the allow-list, before any request. */
+const checkDownloadUrl = (ctx: ClientContext, link: ResultLink): Effect.Effect<URL, DownloadRefused> => {
+  const checked = checkSecureUrl(Redacted.value(link.url))
+  if (checked._tag === "Left") {
+    const host = hostOf(link)
+    return Effect.fail(new DownloadRefused({ reason: checked.left, ...(host === undefined ? {} : { host }) }))
+  }
+  if (!hostMatches(checked.right.hostname, ctx.allowedHosts)) {
+    return Effect.fail(new DownloadRefused({ reason: "HostNotAllowed", host: checked.right.hostname }))
+  }
+  return Effect.succeed(checked.right)
+}
+
+/** A storage answer other than 200/206/412 as its typed error, or `"expired"`. */
+const storageFailure = (
+  response: HttpClientResponse.HttpClientResponse,
+  url: URL,
+  shown: string,
+  attempts: number
+): Effect.Effect<"expired", DefenderError> =>
+  Effect.gen(function*() {
+    if (response.status >= 300 && response.status < 400) {
+      return yield* new DownloadRefused({ reason: "Redirected", host: url.hostname })
+    }
+    const retryAfter = yield* retryAfterOf(response)
+    const text = yield* readErrorText(response)
+    const storageCode = response.headers["x-ms-error-code"] ?? /<Code>([^<]*)<\/Code>/.exec(text)?.[1]
+    const codeField = storageCode === undefined ? {} : { storageCode }
+    if (response.status === 403) {
+      // Real storage: AuthenticationFailed + "Signature not valid in the specified time frame";
+      // the Azurite emulator answers an expired SAS with AuthorizationFailure.
+      const expired = storageCode === "AuthorizationFailure" ||
+        /not valid in the specified time frame|signed expiry time|has expired/i.test(text)
+      if (expired) return "expired" as const
+      return yield* new ResultLinkError({ reason: "Forbidden", status: 403, ...codeField })
+    }
+    if (response.status === 404) {
+      return yield* new ResultLinkError({ reason: "BlobNotFound", status: 404, ...codeField })
+    }
+    return yield* HttpError.status({
+      method: "GET",
+      url: shown,
+      attempts,
+      status: response.status,
+      retryAfterMillis: retryAfter,
+      code: storageCode
+    })
+  })
+
+/** @internal One GET of a link, retried on transient failures; `headers` for a resume. */
+export const openLink = (
+  ctx: ClientContext,
+  link: ResultLink,
+  headers?: Record<string, string>
+): Effect.Effect<Opened, DefenderError> =>
+  Effect.gen(function*() {
+    const url = yield* checkDownloadUrl(ctx, link)
+    const shown = redactUrl(url)
+    yield* Effect.annotateCurrentSpan({ "url.full": shown, "server.address": url.host })
+    // No Authorization header: the SAS in the URL is the storage's credential.
+    const request = HttpClientRequest.get(url).pipe(HttpClientRequest.setHeaders(headers ?? {}))
+    return yield* retrying((attempts) =>
+      Effect.gen(function*() {
+        // `storage` is `http`, which follows no redirect.
+        const response = yield* ctx.storage.execute(request).pipe(
+          Effect.mapError((e) => HttpError.fromRequestError(e, { method: "GET", url: shown, attempts }))
+        )
+        if (response.status === 200 || response.status === 206) return response
+        // If-Match failed: the blob changed under a resumed download.
+        if (response.status === 412 && headers?.["if-match"] !== undefined) return "changed" as const
+        return yield* storageFailure(response, url, shown, attempts)
+      }).pipe(timed(ctx.timeout, "GET", shown, attempts)), ctx.readPolicy)
+  })
+
+/** @internal The link a download holds between reads, and whether it was re-created already. */
+export interface HeldLink {
+  link: ResultLink | undefined
+  recreated: boolean
+}
+
+/**
+ * @internal A link, then its body; an expired link is re-created once, never in a loop.
+ * `held` keeps the link between calls, so a body read again does not spend another API call.
+ */
+// Untraced: its value is the storage response, whose request holds the SAS URL, and a
+// span would hand it to the tracer; its callers' spans get the (redacted) link instead.
+export const openResult = (ctx: ClientContext): (
+  ref: CommandRef,
+  held?: HeldLink
+) => Effect.Effect<HttpClientResponse.HttpClientResponse, DefenderError> => {
+  const linkFor = getResultLink(ctx)
+  return Effect.fnUntraced(function*(ref: CommandRef, held: HeldLink = { link: undefined, recreated: false }) {
+    held.link ??= yield* linkFor(ref)
+    const first = yield* openLink(ctx, held.link)
+    if (first !== "expired" && first !== "changed") return first
+    if (!held.recreated) {
+      held.recreated = true
+      yield* Effect.annotateCurrentSpan("mde.link_recreated", true)
+      held.link = yield* linkFor(ref)
+      const second = yield* openLink(ctx, held.link)
+      if (second !== "expired" && second !== "changed") return second
+    }
+    return yield* new ResultLinkError({
+      reason: "Expired",
+      status: 403,
+      detail: "the storage said the signature is not valid in its time frame"
+    })
+  })
+}
+
+/** @internal A body that broke (or stalled) after its headers were in. */
+export const brokenBody = (detail: string): HttpError =>
+  HttpError.transport({ method: "GET", url: "(result download)", attempts: 1, detail })
+
+/** @internal A response's body, failing as a transport error when it stalls longer than the timeout. */
+export const body = (
+  ctx: ClientContext,
+  response: HttpClientResponse.HttpClientResponse
+): Stream.Stream<Uint8Array, HttpError> =>
+  Stream.mapError(response.stream, (e) => HttpError.fromRequestError(e, { method: "GET", url: "(result download)", attempts: 1 })).pipe(
+    Stream.timeoutFailCause(
+      () => Cause.fail(brokenBody(`the body stalled for ${Duration.format(ctx.timeout)}`)),
+      ctx.timeout
+    )
+  )
