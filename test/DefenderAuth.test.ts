@@ -1,6 +1,6 @@
 import { HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import { Config, ConfigProvider, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderCloud from "../src/DefenderCloud.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
@@ -324,6 +324,32 @@ describe("DefenderAuth.layerToken and layerConfig", () => {
             MDE_SCOPE: "api://custom/.default"
           }))
         )
+      ),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("layerConfig takes the app's own Configs for the login", () => {
+    const fake = makeFake(() => tokenAnswer(1))
+    return Effect.gen(function*() {
+      yield* (yield* DefenderAuth.DefenderAuth).token
+      const form = new URLSearchParams(fake.requests[0]!.body)
+      expect(fake.requests[0]!.url.pathname).toBe(`/${TENANT}/oauth2/v2.0/token`)
+      expect(form.get("client_id")).toBe(CLIENT_ID)
+      expect(form.get("client_secret")).toBe(CANARY_SECRET)
+    }).pipe(
+      Effect.provide(
+        DefenderAuth.layerConfig({
+          tenantId: Config.nonEmptyString("APP_TENANT"),
+          clientId: Config.succeed(CLIENT_ID),
+          clientSecret: Config.redacted("APP_SECRET")
+        }).pipe(Layer.provide(fromEnv({
+          APP_TENANT: TENANT,
+          APP_SECRET: CANARY_SECRET,
+          // Not read: the app's Configs replace these names.
+          AZURE_TENANT_ID: "other-tenant",
+          AZURE_CLIENT_SECRET: "other-secret"
+        })))
       ),
       Effect.provideService(HttpClient.HttpClient, fake.client)
     )

@@ -1,8 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { HttpClient } from "@effect/platform"
-import { Chunk, ConfigProvider, Duration, Effect, Fiber, Layer, Redacted, Schedule, Stream, TestClock } from "effect"
+import { Chunk, Config, ConfigProvider, Duration, Effect, Fiber, Layer, Redacted, Schedule, Stream, TestClock } from "effect"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
+import * as DefenderCloud from "../src/DefenderCloud.ts"
 import {
   ACTION_ID,
   API,
@@ -335,6 +336,46 @@ describe("LiveResponse.layerConfig", () => {
     }).pipe(
       Effect.provide(LiveResponse.layerConfig()),
       Effect.provide(env({ MDE_TOKEN: "t", MDE_MAX_TRANSCRIPT_BYTES: "100", MDE_RATE_LIMITS: "2/10s" })),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+})
+
+describe("layerConfig with the app's own Configs", () => {
+  it.effect("each part reads the Config it is given; the ones not given keep the MDE_*/AZURE_* names", () => {
+    const fake = makeFake((req) =>
+      req.url.host === "127.0.0.1:7000" ? new Response(SEED_TRANSCRIPT) : linkResponse(`http://127.0.0.1:7000/r?sig=${CANARY_SIG}`)
+    )
+    const provider = ConfigProvider.fromMap(new Map(Object.entries({
+      APP_TOKEN: "app-token",
+      APP_API: "http://127.0.0.1:6000/app/",
+      APP_TRANSCRIPT_LIMIT: "100",
+      // Not read: the app's Configs replace these names.
+      MDE_TOKEN: "env-token",
+      MDE_MAX_TRANSCRIPT_BYTES: "1"
+    })))
+    const layer = LiveResponse.layerConfig({
+      auth: { token: Config.option(Config.redacted("APP_TOKEN")) },
+      client: {
+        cloud: Config.map(Config.string("APP_API"), (api) => ({
+          ...DefenderCloud.commercial,
+          apiBaseUrl: api.replace(/\/$/, "")
+        })),
+        downloadHosts: Config.succeed(["127.0.0.1"]),
+        maxTranscriptBytes: Config.integer("APP_TRANSCRIPT_LIMIT")
+      }
+    })
+    return Effect.gen(function*() {
+      const link = yield* LiveResponse.getResultLink(ref)
+      expect(link.url).toBeDefined()
+      expect(fake.requests[0]!.url.href).toBe(`http://127.0.0.1:6000/app/api/machineactions/${ACTION_ID}/${LINK_PATH}(index=0)`)
+      expect(fake.requests[0]!.headers["authorization"]).toBe("Bearer app-token")
+      // The seed transcript is over 100 bytes: APP_TRANSCRIPT_LIMIT, not MDE_MAX_TRANSCRIPT_BYTES, is the cap.
+      const error = yield* Effect.flip(LiveResponse.getTranscript(ref))
+      expect(error._tag === "TranscriptDecodeError" && error.detail).toContain("100-byte limit")
+    }).pipe(
+      Effect.provide(layer),
+      Effect.provide(Layer.setConfigProvider(provider)),
       Effect.provideService(HttpClient.HttpClient, fake.client)
     )
   })
