@@ -356,25 +356,55 @@ export const schema: Schema.Schema<MachineAction, MachineActionJson> = Schema.tr
 
 const decodeSchema = Schema.decodeUnknownEither(schema, { errors: "first" })
 
+// What the library works with; every other field only informs, and one of an unexpected type
+// is dropped by `decode` rather than failing a whole poll (the decoder before these fields
+// were kept ignored them all).
+const ESSENTIAL: ReadonlySet<string> = new Set(["id", "status", "commands", "index", "command", "type", "params", "key", "value"])
+
+/** `json` with the key at `path` removed, copying only the objects along the path. */
+const withoutKey = (json: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
+  if (path.length === 0 || typeof json !== "object" || json === null) return json
+  const [head, ...rest] = path
+  const copy: Record<PropertyKey, unknown> = Array.isArray(json) ? [...json] : { ...json }
+  if (rest.length === 0) delete copy[head!]
+  else copy[head!] = withoutKey(copy[head!], rest)
+  return copy
+}
+
+const describeIssue = (error: ParseResult.ParseError): { readonly text: string; readonly path: ReadonlyArray<PropertyKey> } => {
+  // A union (a nullable key) reports one issue per member; the first is the one about the value's own type.
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  const text = issue === undefined
+    ? error.message
+    : issue.path.length === 0
+    ? issue.message
+    : `${issue.path.join(".")}: ${issue.message}`
+  return { text: text.slice(0, 300), path: issue?.path ?? [] }
+}
+
 /**
  * Decodes a machine action from the API's JSON with {@link schema}; unknown fields are
- * ignored and missing or `null` optional ones tolerated. `Left` names the first field that
- * was wrong, e.g. `id: is missing`.
+ * ignored, missing or `null` optional ones tolerated, and an informational field of an
+ * unexpected type (e.g. `errorHResult: "0x80070005"`) read as `undefined`. `Left` names the
+ * first essential field that was wrong (`id`, `status`, a command's `index`, `command`,
+ * `type` or `params`), e.g. `id: is missing`.
  *
  * @since 0.1.0
  * @category decoding
  */
-export const decode = (json: unknown): Either.Either<MachineAction, string> =>
-  Either.mapLeft(decodeSchema(json), (error) => {
-    // A union (a nullable key) reports one issue per member; the first is the one about the value's own type.
-    const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-    const text = issue === undefined
-      ? error.message
-      : issue.path.length === 0
-      ? issue.message
-      : `${issue.path.join(".")}: ${issue.message}`
-    return text.slice(0, 300)
-  })
+export const decode = (json: unknown): Either.Either<MachineAction, string> => {
+  let current = json
+  // Bounded: each round drops one key, and an answer has few.
+  for (let round = 0; round < 64; round++) {
+    const result = decodeSchema(current)
+    if (Either.isRight(result)) return result
+    const { path, text } = describeIssue(result.left)
+    const key = path[path.length - 1]
+    if (typeof key !== "string" || ESSENTIAL.has(key) || path.includes("command")) return Either.left(text)
+    current = withoutKey(current, path)
+  }
+  return Either.left("too many fields of an unexpected type")
+}
 
 /**
  * Whether a status is final.

@@ -399,10 +399,38 @@ describe("MachineAction.decode tolerance", () => {
       `status: Expected Pending, InProgress, Succeeded, Failed, TimeOut, Cancelled or Canceled, actual "Exploded"`
     )
     expect(failure({ id: "a" })).toBe("status: is missing")
-    expect(failure({ id: "a", status: "Pending", errorHResult: "0" })).toMatch(/^errorHResult: Expected number/)
+    expect(failure({ id: "a", status: "Pending", commands: [{ index: "0", command: { type: "RunScript" } }] })).toMatch(
+      /^commands\.0\.index: Expected number/
+    )
+    expect(failure({ id: "a", status: "Pending", commands: [{ index: 0, command: { type: "RunScript", params: [{ key: 1 }] } }] }))
+      .toMatch(/^commands\.0\.command\.params\.0\.key: Expected string/)
     expect(failure({ id: "a", status: "Pending", commands: [{ index: 0 }] })).toBe("commands.0.command: is missing")
     expect(failure("nope")).toMatch(/actual "nope"/)
     expect(failure(null)).toMatch(/actual null/)
+  })
+
+  it("reads an informational field of an unexpected type as undefined, keeping the rest", () => {
+    const action = decoded({
+      id: "a",
+      status: "Failed",
+      requestor: "analyst@contoso.example",
+      errorHResult: "0x80070005",
+      title: 7,
+      relatedFileInfo: { fileIdentifier: 1, fileIdentifierType: "Sha1" },
+      commands: [{ index: 0, startTime: 12, endTime: "2021-02-04T15:36:52Z", command: { type: "RunScript", params: [] } }]
+    })
+    expect(action).toMatchObject({
+      id: "a",
+      status: "Failed",
+      requestor: "analyst@contoso.example",
+      errorHResult: undefined,
+      title: undefined,
+      relatedFileInfo: { fileIdentifier: undefined, fileIdentifierType: "Sha1" }
+    })
+    expect(action.commands[0]).toMatchObject({ index: 0, startTime: undefined, endTime: "2021-02-04T15:36:52Z" })
+    // The schema itself stays exact: it is the decoder that forgives.
+    expect(Either.isLeft(Schema.decodeUnknownEither(MachineAction.schema)({ id: "a", status: "Failed", errorHResult: "0" })))
+      .toBe(true)
   })
 
   it("keeps a Left short even for a huge wrong value", () => {
