@@ -365,7 +365,7 @@ const ESSENTIAL: ReadonlySet<string> = new Set(["id", "status", "commands", "ind
 const withoutKey = (json: unknown, path: ReadonlyArray<PropertyKey>): unknown => {
   if (path.length === 0 || typeof json !== "object" || json === null) return json
   const [head, ...rest] = path
-  const copy: Record<PropertyKey, unknown> = Array.isArray(json) ? [...json] : { ...json }
+  const copy = (Array.isArray(json) ? [...json] : { ...json }) as Record<PropertyKey, unknown>
   if (rest.length === 0) delete copy[head!]
   else copy[head!] = withoutKey(copy[head!], rest)
   return copy
@@ -397,7 +397,7 @@ export const decode = (json: unknown): Either.Either<MachineAction, string> => {
   // Bounded: each round drops one key, and an answer has few.
   for (let round = 0; round < 64; round++) {
     const result = decodeSchema(current)
-    if (Either.isRight(result)) return result
+    if (Either.isRight(result)) return Either.right(result.right)
     const { path, text } = describeIssue(result.left)
     const key = path[path.length - 1]
     if (typeof key !== "string" || ESSENTIAL.has(key) || path.includes("command")) return Either.left(text)
