@@ -31,13 +31,14 @@
  * @since 0.1.0
  */
 import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
-import { Clock, Duration, Effect, Layer, Redacted, Runtime, type Scope, Stream } from "effect"
-import { createHash } from "node:crypto"
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
-import type { AddressInfo } from "node:net"
+import { Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import * as DefenderAuth from "../DefenderAuth.ts"
 import * as DefenderCloud from "../DefenderCloud.ts"
 import type { RateLimit } from "../DefenderRateLimiter.ts"
+import { handle } from "./internal/handle.ts"
+import * as Presets from "./internal/presets.ts"
+import { listen } from "./internal/serve.ts"
+import * as State from "./internal/state.ts"
 
 // ---------------------------------------------------------------------------
 // Options and model
@@ -170,9 +171,13 @@ export type Endpoint =
  * @since 0.1.0
  */
 export interface Received {
+  /** The endpoint the request was routed to. */
   readonly endpoint: Endpoint
+  /** The HTTP method. */
   readonly method: string
+  /** The whole URL, query included. */
   readonly url: string
+  /** The request's headers, names in lower case. */
   readonly headers: Readonly<Record<string, string>>
   /** Simulated time, epoch milliseconds. */
   readonly at: number
@@ -195,7 +200,9 @@ export type Fault = "drop" | "error" | "throttle" | "cut" | "corrupt" | "trickle
  * @since 0.1.0
  */
 export interface CommandSpec {
+  /** The command. */
   readonly type: "RunScript" | "GetFile" | "PutFile"
+  /** Its parameters, such as `ScriptName` and `Args`, or `Path`. */
   readonly params: ReadonlyArray<{ readonly key: string; readonly value: string }>
 }
 
@@ -227,153 +234,11 @@ export interface DefenderSimulator {
 }
 
 // ---------------------------------------------------------------------------
-// Content
+// The simulator: its parts are in ./internal/ (state, login, api, machineActions,
+// library, quota, storage, faults, content, presets, handle, serve)
 // ---------------------------------------------------------------------------
 
-const SEED_TRANSCRIPT = `{
-    "script_name": "minidump.ps1",
-    "exit_code": 0,
-    "script_output": "Transcript started, output file is C:\\\\ProgramData\\\\Microsoft\\\\Windows Defender Advanced Threat Protection\\\\Temp\\\\PSScriptOutputs\\\\PSScript_Transcript_{TRANSCRIPT_ID}.txt
-C:\\\\windows\\\\TEMP\\\\OfficeClickToRun.dmp.zip\\n51 MB\\n\u0000\u0000\u0000",
-    "script_error":""
-}`
-
-const encoder = new TextEncoder()
-
-const transcriptFor = (script: string, args: string, variant: number): Uint8Array => {
-  const output = `Transcript started, output file is C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Temp\\PSScriptOutputs\\PSScript_Transcript_${variant}.txt\n` +
-    `${script} ${args}`.trim() + "\nDone.\n"
-  const rawOutput = JSON.stringify(output).slice(1, -1).replace(/\\n/g, "\n") + "\u0000".repeat(8)
-  switch (variant % 3) {
-    case 0:
-      return encoder.encode(
-        `\uFEFF{"name": "${script}", "exit_code": "0", "script_output": "${rawOutput}", "script_error": ""}`
-      )
-    case 1:
-      return encoder.encode(
-        `{"script_name": "${script}", "exit_code": 1, "script_output": "${rawOutput}", "script_errors": "Access is denied.\n\u0000\u0000"}`
-      )
-    default:
-      return encoder.encode(JSON.stringify({ script_name: script, exit_code: 0, script_output: output, script_error: "" }))
-  }
-}
-
-/** Deterministic, compressible file content for GetFile results. */
-const fileContent = (path: string, size: number): Uint8Array => {
-  const line = encoder.encode(`${path}: simulated file content, line `)
-  const out = new Uint8Array(size)
-  let n = 0
-  for (let i = 0; i < size;) {
-    const text = encoder.encode(`${n++}\n`)
-    for (const chunk of [line, text]) {
-      out.set(chunk.subarray(0, Math.min(chunk.length, size - i)), i)
-      i += chunk.length
-      if (i >= size) break
-    }
-  }
-  return out
-}
-
-const gzip = (bytes: Uint8Array): Effect.Effect<Uint8Array> =>
-  Effect.promise(async () => {
-    const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream("gzip"))
-    return new Uint8Array(await new Response(stream).arrayBuffer())
-  })
-
-// ---------------------------------------------------------------------------
-// State
-// ---------------------------------------------------------------------------
-
-type Status = "Pending" | "InProgress" | "Succeeded" | "Failed" | "TimeOut" | "Cancelled"
-
-interface SimCommand {
-  readonly spec: CommandSpec
-  /** The blob holding the result, if the command has one. */
-  blob: string | undefined
-  errors: Array<string>
-}
-
-interface SimAction {
-  readonly id: string
-  readonly machineId: string
-  readonly comment: string
-  readonly createdAt: number
-  /** When the action leaves Pending and when it ends; `Infinity` never. */
-  readonly startsAt: number
-  readonly endsAt: number
-  readonly outcome: "Succeeded" | "Failed" | "TimeOut"
-  cancelledAt: number | undefined
-  readonly commands: Array<SimCommand>
-}
-
-interface Blob {
-  readonly bytes: Uint8Array
-  readonly md5: string
-  readonly etag: string
-  readonly contentType: string
-}
-
-/** A sliding-log window, as Defender counts calls. */
-const makeWindows = (limits: ReadonlyArray<RateLimit>) => {
-  const windows = limits.map((l) => ({
-    limit: l.limit,
-    millis: Duration.toMillis(Duration.decode(l.window)),
-    granted: [] as Array<number>
-  }))
-  /** 0 when the call is allowed (and counted), else the milliseconds until it would be. */
-  return (now: number): number => {
-    let wait = 0
-    for (const w of windows) {
-      while (w.granted.length > 0 && w.granted[0]! <= now - w.millis) w.granted.shift()
-      if (w.granted.length >= w.limit) wait = Math.max(wait, w.granted[0]! + w.millis - now)
-    }
-    if (wait > 0) return wait
-    for (const w of windows) w.granted.push(now)
-    return 0
-  }
-}
-
-/** A small seeded PRNG (mulberry32), so fault runs repeat. */
-const prng = (seed: number) => {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** `decodeURIComponent` that answers the text as it is when it is not valid percent-encoding. */
-const safeDecode = (text: string): string => {
-  try {
-    return decodeURIComponent(text)
-  } catch {
-    return text
-  }
-}
-
-const json = (status: number, body: unknown, headers?: Record<string, string>): Response =>
-  new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers }
-  })
-
-const odata = (status: number, code: string, message: string, requestId: string, headers?: Record<string, string>) =>
-  json(status, { error: { code, message, target: requestId } }, headers)
-
-const storageError = (status: number, code: string, message: string, requestId: string): Response =>
-  new Response(
-    `\uFEFF<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}\nRequestId:${requestId}\nTime:${
-      new Date().toISOString()
-    }</Message></Error>`,
-    { status, headers: { "content-type": "application/xml", "x-ms-error-code": code, "x-ms-request-id": requestId } }
-  )
-
-// ---------------------------------------------------------------------------
-// The simulator
-// ---------------------------------------------------------------------------
+const millis = (duration: Duration.DurationInput): number => Duration.toMillis(Duration.decode(duration))
 
 /**
  * Creates a simulated tenant with the preset machine actions of `ACTIONS`.
@@ -382,547 +247,35 @@ const storageError = (status: number, code: string, message: string, requestId: 
  */
 export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
   Effect.gen(function*() {
-    const tenantId = options?.tenantId ?? SIMULATED_TENANT
-    const clientId = options?.clientId ?? SIMULATED_CLIENT_ID
-    const clientSecret = Redacted.value(options?.clientSecret ?? SIMULATED_CLIENT_SECRET)
-    const staticTokens = new Set((options?.staticTokens ?? [STATIC_TOKEN]).map(Redacted.value))
-    const tokenLifetime = Duration.toMillis(Duration.decode(options?.tokenLifetime ?? "1 hour"))
-    const linkLifetime = Duration.toMillis(Duration.decode(options?.linkLifetime ?? "30 minutes"))
-    const pendingFor = Duration.toMillis(Duration.decode(options?.pendingFor ?? "2 seconds"))
-    const runFor = Duration.toMillis(Duration.decode(options?.runFor ?? "5 seconds"))
-    const visibleAfter = Duration.toMillis(Duration.decode(options?.visibleAfter ?? 0))
-    const resultQuota = makeWindows(
-      options?.rateLimits ?? [{ limit: 100, window: "1 minute" }, { limit: 1500, window: "1 hour" }]
+    const state = State.makeState(
+      {
+        tenantId: options?.tenantId ?? SIMULATED_TENANT,
+        clientId: options?.clientId ?? SIMULATED_CLIENT_ID,
+        clientSecret: Redacted.value(options?.clientSecret ?? SIMULATED_CLIENT_SECRET),
+        staticTokens: new Set((options?.staticTokens ?? [STATIC_TOKEN]).map(Redacted.value)),
+        tokenLifetime: millis(options?.tokenLifetime ?? "1 hour"),
+        linkLifetime: millis(options?.linkLifetime ?? "30 minutes"),
+        pendingFor: millis(options?.pendingFor ?? "2 seconds"),
+        runFor: millis(options?.runFor ?? "5 seconds"),
+        visibleAfter: millis(options?.visibleAfter ?? 0),
+        rateLimits: options?.rateLimits ?? [{ limit: 100, window: "1 minute" }, { limit: 1500, window: "1 hour" }],
+        runLimits: options?.runLimits ?? [{ limit: 10, window: "1 minute" }]
+      },
+      options?.faults,
+      () => sim.blobOrigin
     )
-    const actionQuota = makeWindows(
-      options?.rateLimits ?? [{ limit: 100, window: "1 minute" }, { limit: 1500, window: "1 hour" }]
-    )
-    const runQuota = makeWindows(options?.runLimits ?? [{ limit: 10, window: "1 minute" }])
-    let faults = options?.faults
-    const dice = prng(faults?.seed ?? 1)
-    const latency = () => (faults?.latency === undefined ? 0 : Duration.toMillis(Duration.decode(faults.latency)))
-    const trickleDelay = () => Duration.decode(faults?.trickleDelay ?? "1 second")
-
-    /** The same answer with its body sent 1 KiB at a time, paced on the simulator's clock. */
-    const trickle = (response: Response) =>
-      Effect.map(Effect.runtime<never>(), (runtime) => {
-        if (response.body === null) return response
-        const body = Stream.fromReadableStream({
-          evaluate: () => response.body!,
-          onError: (cause) => cause
-        }).pipe(
-          Stream.mapConcat((chunk) => Array.from({ length: Math.ceil(chunk.length / 1024) }, (_, i) =>
-            chunk.subarray(i * 1024, (i + 1) * 1024))),
-          Stream.tap(() => Effect.sleep(trickleDelay()))
-        )
-        return new Response(Stream.toReadableStreamRuntime(body, runtime), {
-          status: response.status,
-          headers: response.headers
-        })
-      })
-
-    const tokens = new Map<string, number>()
-    const library = new Map<string, string>()
-    const actions = new Map<string, SimAction>()
-    const blobs = new Map<string, Blob>()
-    const links = new Map<string, { readonly blob: string; readonly expiresAt: number }>()
-    const received: Array<Received> = []
-    let sequence = 0
-    const nextId = (prefix: string) => `${prefix}${(++sequence).toString(16).padStart(12, "0")}`
-
-    const putBlob = (bytes: Uint8Array, contentType: string): string => {
-      const id = nextId("blob-")
-      const md5 = createHash("md5").update(bytes).digest("base64")
-      blobs.set(id, { bytes, md5, etag: `"0x8D${createHash("md5").update(id).digest("hex").slice(0, 12).toUpperCase()}"`, contentType })
-      return id
-    }
-
-    const addAction = (
-      id: string,
-      specs: ReadonlyArray<CommandSpec>,
-      results: ReadonlyArray<Uint8Array | undefined>,
-      outcome: SimAction["outcome"] = "Succeeded",
-      at = 0
-    ) => {
-      actions.set(id, {
-        id,
-        machineId: `machine-${id.slice(-4)}`,
-        comment: "preset",
-        createdAt: at,
-        startsAt: at,
-        endsAt: at,
-        outcome,
-        cancelledAt: undefined,
-        commands: specs.map((spec, i) => ({
-          spec,
-          blob: results[i] === undefined ? undefined : putBlob(results[i]!, "application/octet-stream"),
-          errors: outcome === "Failed" ? ["Script execution failed: the script threw an exception"] : []
-        }))
-      })
-    }
-
-    const runScript = (name: string): CommandSpec => ({
-      type: "RunScript",
-      params: [{ key: "ScriptName", value: name }]
-    })
-
-    // Presets.
-    addAction(ACTIONS.runScript, [runScript("minidump.ps1")], [encoder.encode(SEED_TRANSCRIPT)])
-    addAction(
-      ACTIONS.variants,
-      [runScript("collect.ps1"), runScript("audit.ps1"), runScript("inventory.ps1")],
-      [transcriptFor("collect.ps1", "", 0), transcriptFor("audit.ps1", "", 1), transcriptFor("inventory.ps1", "", 2)]
-    )
-    const dumpPath = "C:\\windows\\TEMP\\OfficeClickToRun.dmp.zip"
-    addAction(
-      ACTIONS.getFile,
-      [{ type: "GetFile", params: [{ key: "Path", value: dumpPath }] }],
-      [yield* gzip(fileContent(dumpPath, 1024 * 1024))]
-    )
-    addAction(ACTIONS.failed, [runScript("broken.ps1")], [undefined], "Failed")
-    addAction(ACTIONS.blobGone, [runScript("old.ps1")], [encoder.encode(SEED_TRANSCRIPT)])
-    blobs.delete(actions.get(ACTIONS.blobGone)!.commands[0]!.blob!)
-
-    const statusAt = (action: SimAction, now: number): Status => {
-      if (action.cancelledAt !== undefined && action.cancelledAt < action.endsAt) return "Cancelled"
-      if (now < action.startsAt) return "Pending"
-      if (now < action.endsAt) return "InProgress"
-      return action.outcome
-    }
-
-    const actionJson = (action: SimAction, now: number) => {
-      const status = statusAt(action, now)
-      const iso = (t: number) => new Date(t).toISOString()
-      return {
-        "@odata.context": "https://api.security.microsoft.com/api/$metadata#MachineActions/$entity",
-        id: action.id,
-        type: "LiveResponse",
-        title: null,
-        requestor: "simulator@contoso.example",
-        requestorComment: action.comment,
-        status,
-        machineId: action.machineId,
-        computerDnsName: `${action.machineId}.contoso.example`,
-        creationDateTimeUtc: iso(action.createdAt),
-        lastUpdateDateTimeUtc: iso(Math.min(now, action.endsAt)),
-        commands: action.commands.map((c, index) => {
-          const done = status === "Succeeded" || (status === "Failed" && index > 0)
-          return {
-            index,
-            startTime: status === "Pending" ? null : iso(action.startsAt),
-            endTime: done ? iso(action.endsAt) : null,
-            commandStatus: status === "Succeeded"
-              ? "Completed"
-              : status === "Failed" && index === 0
-              ? "Failed"
-              : status === "Pending"
-              ? "Created"
-              : status === "InProgress"
-              ? "InProgress"
-              : "Created",
-            errors: status === "Failed" && index === 0 ? c.errors : [],
-            command: { type: c.spec.type, params: c.spec.params }
-          }
-        })
-      }
-    }
-
-    const throttled = (wait: number, requestId: string) =>
-      odata(
-        429,
-        "TooManyRequests",
-        "Rate limit is exceeded. Try again later.",
-        requestId,
-        faults?.omitRetryAfter === true ? {} : { "retry-after": String(Math.max(1, Math.ceil(wait / 1000))) }
-      )
-
-    const throttledFault = (requestId: string) => {
-      const wait = Math.max(0, Math.ceil(Duration.toMillis(Duration.decode(faults?.throttleRetryAfter ?? "1 second"))))
-      const response = throttled(wait, requestId)
-      if (faults?.omitRetryAfter !== true && wait % 1000 !== 0) response.headers.set("retry-after-ms", String(wait))
-      return response
-    }
-
-    const authorized = (request: Request, now: number): boolean => {
-      const header = request.headers.get("authorization") ?? ""
-      const token = header.startsWith("Bearer ") ? header.slice(7) : ""
-      if (staticTokens.has(token)) return true
-      const expires = tokens.get(token)
-      return expires !== undefined && expires > now
-    }
-
-    const tokenEndpoint = (request: Request, tenant: string, now: number, requestId: string) =>
-      Effect.map(Effect.promise(() => request.text()), (text): Response => {
-        const form = new URLSearchParams(text)
-        const fail = (status: number, error: string, code: number, description: string) =>
-          json(status, {
-            error,
-            error_description: `AADSTS${code}: ${description}\r\nTrace ID: ${requestId}\r\nCorrelation ID: ${requestId}\r\nTimestamp: ${
-              new Date(now).toISOString()
-            }`,
-            error_codes: [code],
-            timestamp: new Date(now).toISOString(),
-            trace_id: requestId,
-            correlation_id: requestId
-          })
-        if (tenant !== tenantId) return fail(400, "invalid_request", 90002, `Tenant '${tenant}' not found.`)
-        if (form.get("grant_type") !== "client_credentials") {
-          return fail(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
-        }
-        if (form.get("client_id") !== clientId) {
-          return fail(
-            400,
-            "unauthorized_client",
-            700016,
-            `Application with identifier '${form.get("client_id")}' was not found in the directory '${tenant}'.`
-          )
-        }
-        if (form.get("client_secret") !== clientSecret) {
-          return fail(
-            401,
-            "invalid_client",
-            7000215,
-            "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."
-          )
-        }
-        const token = `sim-token-${nextId("")}-${Math.floor(dice() * 1e9).toString(36)}`
-        tokens.set(token, now + tokenLifetime)
-        return json(200, {
-          token_type: "Bearer",
-          expires_in: Math.floor(tokenLifetime / 1000),
-          ext_expires_in: Math.floor(tokenLifetime / 1000),
-          access_token: token
-        })
-      })
-
-    const resultLink = (id: string, index: number, now: number, requestId: string): Response => {
-      const action = actions.get(id)
-      if (action === undefined) return odata(404, "ResourceNotFound", `Machine action ${id} was not found`, requestId)
-      const command = action.commands[index]
-      if (command === undefined) {
-        return odata(404, "ResourceNotFound", `Machine action ${id} has no command at index ${index}`, requestId)
-      }
-      if (statusAt(action, now) !== "Succeeded" || command.blob === undefined) {
-        return odata(404, "ResourceNotFound", `Command ${index} of machine action ${id} has no result`, requestId)
-      }
-      const sig = createHash("sha256").update(`${command.blob}:${now}:${dice()}`).digest("base64")
-      links.set(sig, { blob: command.blob, expiresAt: now + linkLifetime })
-      const se = new Date(now + linkLifetime).toISOString().replace(/\.\d{3}Z$/, "Z")
-      const url = `${sim.blobOrigin}/blob/investigation-actions-data/${id}/CustomPlaybookCommandOutput/${command.blob}` +
-        `?se=${encodeURIComponent(se)}&sp=r&sv=2019-07-07&sr=b&sig=${encodeURIComponent(sig)}`
-      return json(200, { "@odata.context": "https://api.security.microsoft.com/api/$metadata#Edm.String", value: url })
-    }
-
-    const blobEndpoint = (request: Request, url: URL, now: number, requestId: string): Response => {
-      // The SAS is the credential; a bearer token sent along is an error (and a leak).
-      if (request.headers.has("authorization")) {
-        return storageError(400, "InvalidAuthenticationInfo", "Authentication information is not given in the correct format.", requestId)
-      }
-      const name = url.pathname.split("/").pop() ?? ""
-      const link = links.get(url.searchParams.get("sig") ?? "")
-      if (link === undefined || link.blob !== name) {
-        return storageError(
-          403,
-          "AuthenticationFailed",
-          "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
-          requestId
-        )
-      }
-      if (now >= link.expiresAt) {
-        return storageError(
-          403,
-          "AuthenticationFailed",
-          `Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature. Signed expiry time [${
-            new Date(link.expiresAt).toUTCString()
-          }] must be after signed start time [${new Date(now).toUTCString()}]. Signature not valid in the specified time frame`,
-          requestId
-        )
-      }
-      const blob = blobs.get(name)
-      if (blob === undefined) return storageError(404, "BlobNotFound", "The specified blob does not exist.", requestId)
-      const ifMatch = request.headers.get("if-match")
-      if (ifMatch !== null && ifMatch !== "*" && ifMatch !== blob.etag) {
-        return storageError(412, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.", requestId)
-      }
-      const headers: Record<string, string> = {
-        "content-type": blob.contentType,
-        "etag": blob.etag,
-        "accept-ranges": "bytes",
-        "x-ms-request-id": requestId,
-        "x-ms-blob-type": "BlockBlob",
-        "x-ms-blob-content-md5": blob.md5
-      }
-      // `ignoreRange` plays a storage (or proxy) that answers a range request with the whole file.
-      const range = faults?.ignoreRange === true ? null : /^bytes=(\d+)-(\d*)$/.exec(request.headers.get("range") ?? "")
-      if (range !== null) {
-        const start = Number(range[1])
-        const end = range[2] === "" ? blob.bytes.length - 1 : Math.min(Number(range[2]), blob.bytes.length - 1)
-        if (start >= blob.bytes.length || end < start) {
-          return new Response(null, { status: 416, headers: { "content-range": `bytes */${blob.bytes.length}` } })
-        }
-        return new Response(blob.bytes.slice(start, end + 1) as Uint8Array<ArrayBuffer>, {
-          status: 206,
-          headers: {
-            ...headers,
-            "content-range": `bytes ${start}-${end}/${blob.bytes.length}`,
-            "content-length": String(end + 1 - start)
-          }
-        })
-      }
-      return new Response(blob.bytes as Uint8Array<ArrayBuffer>, {
-        status: 200,
-        headers: { ...headers, "content-md5": blob.md5, "content-length": String(blob.bytes.length) }
-      })
-    }
-
-    const runLiveResponse = (request: Request, machineId: string, now: number, requestId: string) =>
-      Effect.map(Effect.promise(() => request.text()), (text): Response => {
-        let body: { Commands?: unknown; Comment?: unknown }
-        try {
-          body = JSON.parse(text)
-        } catch {
-          return odata(400, "InvalidRequestBody", "The request body is not valid JSON", requestId)
-        }
-        if (typeof body !== "object" || body === null) {
-          return odata(400, "InvalidRequestBody", "The request body must be a JSON object", requestId)
-        }
-        const commands = Array.isArray(body.Commands) ? body.Commands : undefined
-        const valid = commands !== undefined && commands.length > 0 && commands.every((c: any) =>
-          (c?.type === "RunScript" || c?.type === "GetFile" || c?.type === "PutFile") && Array.isArray(c.params) &&
-          c.params.every((p: any) => typeof p?.key === "string" && typeof p?.value === "string")
-        )
-        if (!valid || typeof body.Comment !== "string") {
-          return odata(400, "InvalidRequestBody", "Commands (type, params) and Comment are required", requestId)
-        }
-        for (const action of actions.values()) {
-          const status = statusAt(action, now)
-          if (action.machineId === machineId && (status === "Pending" || status === "InProgress")) {
-            return odata(
-              400,
-              "ActiveRequestAlreadyExists",
-              `Action is already in progress on machine ${machineId}`,
-              requestId
-            )
-          }
-        }
-        const specs = commands as Array<CommandSpec>
-        const id = crypto.randomUUID()
-        const scriptFails = specs.some((c) => c.params.some((p) => /fail/i.test(p.value)))
-        const timesOut = specs.some((c) => c.params.some((p) => /timeout/i.test(p.value)))
-        const action: SimAction = {
-          id,
-          machineId,
-          comment: body.Comment,
-          createdAt: now,
-          startsAt: now + pendingFor,
-          endsAt: timesOut ? now + pendingFor + 10 * 60_000 : now + pendingFor + runFor,
-          outcome: scriptFails ? "Failed" : timesOut ? "TimeOut" : "Succeeded",
-          cancelledAt: undefined,
-          commands: []
-        }
-        let failed = false
-        for (const spec of specs) {
-          const param = (key: string) => spec.params.find((p) => p.key === key)?.value ?? ""
-          let result: Uint8Array | undefined
-          if (!failed && spec.type === "RunScript") {
-            result = transcriptFor(param("ScriptName"), param("Args"), sequence)
-          }
-          if (!failed && spec.type === "GetFile") result = fileContent(param("Path"), 64 * 1024)
-          if (scriptFails) failed = true
-          action.commands.push({
-            spec,
-            blob: result === undefined || failed ? undefined : putBlob(result, "application/octet-stream"),
-            errors: failed ? ["Script execution failed"] : []
-          })
-        }
-        actions.set(id, action)
-        return json(201, actionJson(action, now))
-      })
-
-    const uploadLibraryFile = (request: Request, requestId: string) =>
-      Effect.map(
-        Effect.promise(() => request.formData().catch(() => undefined)),
-        (form): Response => {
-          const file = form?.get("file")
-          if (form === undefined || file === null || file === undefined || typeof file === "string") {
-            return odata(400, "InvalidRequestBody", "A multipart body with a file is required", requestId)
-          }
-          const name = (file as File).name
-          if (library.has(name) && form.get("OverrideIfExists") !== "true") {
-            return odata(400, "FileAlreadyExists", `A library file named ${name} already exists`, requestId)
-          }
-          library.set(name, String(form.get("Description") ?? ""))
-          return json(200, {
-            "@odata.context": "https://api.security.microsoft.com/api/$metadata#LibraryFiles/$entity",
-            fileName: name,
-            sha256: createHash("sha256").update(name).digest("hex"),
-            description: form.get("Description"),
-            hasParameters: form.get("HasParameters") === "true",
-            parametersDescription: form.get("ParametersDescription")
-          })
-        }
-      )
-
-    const route = (request: Request, url: URL, now: number, requestId: string) => {
-      const path = url.pathname
-      const login = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path)
-      if (login !== null && request.method === "POST") {
-        return { endpoint: "token" as const, answer: tokenEndpoint(request, safeDecode(login[1]!), now, requestId) }
-      }
-      if (path.startsWith("/blob/") && request.method === "GET") {
-        return { endpoint: "blob" as const, answer: Effect.succeed(blobEndpoint(request, url, now, requestId)) }
-      }
-      const api = (endpoint: Endpoint, quota: ((now: number) => number) | undefined, answer: () => Effect.Effect<Response>) => {
-        if (!authorized(request, now)) {
-          return {
-            endpoint,
-            answer: Effect.succeed(odata(401, "Unauthorized", "Authorization token is missing, invalid or expired", requestId))
-          }
-        }
-        const wait = quota === undefined ? 0 : quota(now)
-        return { endpoint, answer: wait > 0 ? Effect.succeed(throttled(wait, requestId)) : answer() }
-      }
-      const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(path)
-      if (link !== null && request.method === "GET") {
-        return api("getResultLink", resultQuota, () =>
-          Effect.succeed(resultLink(safeDecode(link[1]!), Number(link[2]), now, requestId)))
-      }
-      const cancel = /^\/api\/machineactions\/([^/]+)\/cancel$/.exec(path)
-      if (cancel !== null && request.method === "POST") {
-        return api("cancel", actionQuota, () =>
-          Effect.sync(() => {
-            const action = actions.get(safeDecode(cancel[1]!))
-            if (action === undefined) return odata(404, "ResourceNotFound", "Machine action was not found", requestId)
-            const status = statusAt(action, now)
-            if (status !== "Pending" && status !== "InProgress") {
-              return odata(400, "InvalidRequest", `Machine action is already ${status}`, requestId)
-            }
-            action.cancelledAt = now
-            return json(200, actionJson(action, now))
-          }))
-      }
-      const get = /^\/api\/machineactions\/([^/]+)$/.exec(path)
-      if (get !== null && request.method === "GET") {
-        return api("getMachineAction", actionQuota, () =>
-          Effect.sync(() => {
-            const action = actions.get(safeDecode(get[1]!))
-            return action === undefined || now < action.createdAt + visibleAfter
-              ? odata(404, "ResourceNotFound", "Machine action was not found", requestId)
-              : json(200, actionJson(action, now))
-          }))
-      }
-      if (path === "/api/libraryfiles" && request.method === "POST") {
-        return api("uploadLibraryFile", actionQuota, () => uploadLibraryFile(request, requestId))
-      }
-      const run = /^\/api\/machines\/([^/]+)\/runliveresponse$/.exec(path)
-      if (run !== null && request.method === "POST") {
-        return api("runLiveResponse", runQuota, () =>
-          runLiveResponse(request, safeDecode(run[1]!), now, requestId))
-      }
-      return {
-        endpoint: "unknown" as const,
-        answer: Effect.succeed(odata(404, "ResourceNotFound", `No such endpoint: ${request.method} ${path}`, requestId))
-      }
-    }
-
-    const handle = (request: Request): Effect.Effect<Response | undefined> =>
-      Effect.gen(function*() {
-        if (latency() > 0) yield* Effect.sleep(Duration.millis(latency()))
-        const now = yield* Clock.currentTimeMillis
-        const url = new URL(request.url)
-        const requestId = crypto.randomUUID()
-        const { answer, endpoint } = route(request, url, now, requestId)
-        const headers: Record<string, string> = {}
-        request.headers.forEach((value, key) => {
-          headers[key] = value
-        })
-        const roll = dice()
-        const drop = roll < (faults?.dropRate ?? 0)
-        const error = !drop && roll < (faults?.dropRate ?? 0) + (faults?.errorRate ?? 0)
-        // Only the Defender API throttles with 429: storage throttles with 503, and the token endpoint is left alone.
-        const throttle = !drop && !error && endpoint !== "token" && endpoint !== "blob" && endpoint !== "unknown" &&
-          roll < (faults?.dropRate ?? 0) + (faults?.errorRate ?? 0) + (faults?.throttleRate ?? 0)
-        const injected: Array<Fault> = drop ? ["drop"] : error ? ["error"] : throttle ? ["throttle"] : []
-        let response = drop
-          ? undefined
-          : error
-          ? odata([500, 502, 503][Math.floor(dice() * 3)]!, "InternalServerError", "Simulated fault", requestId)
-          : throttle
-          ? throttledFault(requestId)
-          : yield* answer
-        if (response !== undefined && endpoint === "blob" && response.ok) {
-          const cut = dice() < (faults?.cutRate ?? 0)
-          const corrupt = dice() < (faults?.corruptRate ?? 0)
-          if (cut) injected.push("cut")
-          if (corrupt) injected.push("corrupt")
-          if (cut || corrupt) {
-            const original = response
-            const bytes = new Uint8Array(yield* Effect.promise(() => original.arrayBuffer()))
-            if (corrupt && bytes.length > 0) bytes[Math.floor(dice() * bytes.length)] ^= 0xff
-            const at = Math.floor(dice() * bytes.length)
-            let delivered = 0
-            response = new Response(
-              new ReadableStream<Uint8Array>({
-                // Pulled, not started: erroring a stream drops what is still queued in it,
-                // and the bytes before the cut must reach the client.
-                pull(controller) {
-                  if (!cut) {
-                    controller.enqueue(bytes)
-                    controller.close()
-                  } else if (delivered === 0 && at > 0) {
-                    delivered = at
-                    controller.enqueue(bytes.slice(0, at))
-                  } else {
-                    controller.error(new Error("the simulator cut the connection"))
-                  }
-                }
-              }),
-              { status: original.status, headers: original.headers }
-            )
-          }
-          if (dice() < (faults?.trickleRate ?? 0)) {
-            injected.push("trickle")
-            response = yield* trickle(response)
-          }
-        }
-        received.push({
-          endpoint,
-          method: request.method,
-          url: request.url,
-          headers,
-          at: now,
-          status: response?.status ?? 0,
-          faults: injected
-        })
-        return response
-      })
-
+    yield* Presets.addPresets(state, ACTIONS)
     const sim: DefenderSimulator = {
-      handle,
-      received,
+      handle: (request) => handle(state, request),
+      received: state.received,
       count: (endpoint, status) =>
-        received.filter((r) => r.endpoint === endpoint && (status === undefined || r.status === status)).length,
-      replaceResult: (id, index, bytes) => {
-        const blob = actions.get(id)?.commands[index]?.blob
-        if (blob === undefined) throw new Error(`no result at ${id} #${index}`)
-        const md5 = createHash("md5").update(bytes).digest("base64")
-        blobs.set(blob, { bytes, md5, etag: `"0x8D${md5.slice(0, 12)}"`, contentType: "application/octet-stream" })
-      },
+        state.received.filter((r) => r.endpoint === endpoint && (status === undefined || r.status === status)).length,
+      replaceResult: (id, index, bytes) => State.replaceResult(state, id, index, bytes),
       setFaults: (next) => {
-        faults = next
+        state.faults = next
       },
-      addTranscripts: (id, transcripts) =>
-        addAction(
-          id,
-          transcripts.map((_, i) => runScript(`script-${i}.ps1`)),
-          transcripts.map((t) => (typeof t === "string" ? encoder.encode(t) : t))
-        ),
-      addFiles: (id, files) =>
-        addAction(
-          id,
-          files.map((file) => ({ type: "GetFile", params: [{ key: "Path", value: file.path }] })),
-          files.map((file) => file.bytes)
-        ),
+      addTranscripts: (id, transcripts) => Presets.addTranscripts(state, id, transcripts),
+      addFiles: (id, files) => Presets.addFiles(state, id, files),
       blobOrigin: options?.blobOrigin ?? "https://simulator.blob.core.windows.net"
     }
     return sim
@@ -998,6 +351,7 @@ export const toWebHandler = (sim: DefenderSimulator): (request: Request) => Prom
 export interface Served {
   /** `http://127.0.0.1:PORT`: the API base, the login host and the link host at once. */
   readonly url: string
+  /** The port it listens on. */
   readonly port: number
   /** The commercial cloud with its API base and login host pointed at this server. */
   readonly cloud: DefenderCloud.DefenderCloud
@@ -1033,77 +387,8 @@ export const serve = (
   options?: { readonly port?: number | undefined }
 ): Effect.Effect<Served, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const runtime = yield* Effect.runtime<never>()
-    const run = Runtime.runPromise(runtime)
-    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-      const chunks: Array<Uint8Array> = []
-      req.on("data", (chunk: Uint8Array) => chunks.push(chunk))
-      req.on("end", () => {
-        let request: Request
-        try {
-          const headers = new Headers()
-          for (const [key, value] of Object.entries(req.headers)) {
-            if (typeof value === "string") headers.set(key, value)
-            else if (Array.isArray(value)) headers.set(key, value.join(", "))
-          }
-          const method = req.method ?? "GET"
-          request = new Request(new URL(req.url ?? "/", sim.blobOrigin), {
-            method,
-            headers,
-            body: method === "GET" || method === "HEAD" ? null : Buffer.concat(chunks)
-          })
-        } catch {
-          // A request the web `Request` cannot represent (a TRACE, a broken URL).
-          res.writeHead(400).end()
-          return
-        }
-        run(sim.handle(request))
-          .then(async (response) => {
-            if (response === undefined) {
-              req.socket.destroy()
-              return
-            }
-            const out: Record<string, string> = {}
-            response.headers.forEach((value, key) => {
-              out[key] = value
-            })
-            res.writeHead(response.status, out)
-            // Status and headers go out now, as a real server's do, not with the first chunk
-            // of the body: a trickling body then stalls after the headers, not before them.
-            res.flushHeaders()
-            if (response.body !== null) {
-              const reader = response.body.getReader()
-              let closed = false
-              res.once("close", () => {
-                closed = true
-                res.emit("drain")
-              })
-              for (let next = await reader.read(); !next.done; next = await reader.read()) {
-                // Respect back-pressure: a 1 GiB result must not pile up in memory; a client
-                // that went away ends the loop (and the body) instead of waiting forever.
-                if (!res.write(next.value)) await new Promise((resolve) => res.once("drain", resolve))
-                if (closed) {
-                  await reader.cancel()
-                  return
-                }
-              }
-            }
-            res.end()
-          })
-          .catch(() => req.socket.destroy())
-      })
-    })
-    const port = yield* Effect.async<number>((resume) => {
-      server.once("error", (error) => resume(Effect.die(error)))
-      server.listen(options?.port ?? 0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))
-    })
+    const port = yield* listen(sim, options?.port)
     const url = `http://127.0.0.1:${port}`
     sim.blobOrigin = url
-    yield* Effect.addFinalizer(() =>
-      Effect.async<void>((resume) => {
-        server.closeAllConnections?.()
-        server.close(() => resume(Effect.void))
-      })
-    )
     return { url, port, cloud: { ...DefenderCloud.commercial, name: "simulator", apiBaseUrl: url, authorityHost: url } }
   })

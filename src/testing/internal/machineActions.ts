@@ -1,0 +1,161 @@
+/**
+ * Machine actions as the Defender API serves them: run live response (which creates one, with
+ * an outcome its commands' parameters pick), get, cancel, the result download link, and an
+ * action's JSON at a moment of its lifecycle.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import type { CommandSpec } from "../DefenderSimulator.ts"
+import { fileContent, transcriptFor } from "./content.ts"
+import { json, odata } from "./responses.ts"
+import { type Call, putBlob, type SimAction, type State, statusAt } from "./state.ts"
+import { signLink } from "./storage.ts"
+
+/** @internal A machine action as the API answers it at `now`. */
+export const actionJson = (action: SimAction, now: number): Record<string, unknown> => {
+  const status = statusAt(action, now)
+  const iso = (t: number) => new Date(t).toISOString()
+  return {
+    "@odata.context": "https://api.security.microsoft.com/api/$metadata#MachineActions/$entity",
+    id: action.id,
+    type: "LiveResponse",
+    title: null,
+    requestor: "simulator@contoso.example",
+    requestorComment: action.comment,
+    status,
+    machineId: action.machineId,
+    computerDnsName: `${action.machineId}.contoso.example`,
+    creationDateTimeUtc: iso(action.createdAt),
+    lastUpdateDateTimeUtc: iso(Math.min(now, action.endsAt)),
+    commands: action.commands.map((c, index) => {
+      const done = status === "Succeeded" || (status === "Failed" && index > 0)
+      return {
+        index,
+        startTime: status === "Pending" ? null : iso(action.startsAt),
+        endTime: done ? iso(action.endsAt) : null,
+        commandStatus: status === "Succeeded"
+          ? "Completed"
+          : status === "Failed" && index === 0
+          ? "Failed"
+          : status === "Pending"
+          ? "Created"
+          : status === "InProgress"
+          ? "InProgress"
+          : "Created",
+        errors: status === "Failed" && index === 0 ? c.errors : [],
+        command: { type: c.spec.type, params: c.spec.params }
+      }
+    })
+  }
+}
+
+/** @internal Answers `GET /api/machineactions/{id}`: 404 for an unknown action, or one not yet visible. */
+export const getMachineAction = ({ now, requestId, state }: Call, id: string): Response => {
+  const action = state.actions.get(id)
+  return action === undefined || now < action.createdAt + state.settings.visibleAfter
+    ? odata(404, "ResourceNotFound", "Machine action was not found", requestId)
+    : json(200, actionJson(action, now))
+}
+
+/** @internal Answers `POST /api/machineactions/{id}/cancel`: only a `Pending` or `InProgress` action can be. */
+export const cancel = ({ now, requestId, state }: Call, id: string): Response => {
+  const action = state.actions.get(id)
+  if (action === undefined) return odata(404, "ResourceNotFound", "Machine action was not found", requestId)
+  const status = statusAt(action, now)
+  if (status !== "Pending" && status !== "InProgress") {
+    return odata(400, "InvalidRequest", `Machine action is already ${status}`, requestId)
+  }
+  action.cancelledAt = now
+  return json(200, actionJson(action, now))
+}
+
+/** @internal Answers `GET .../GetLiveResponseResultDownloadLink(index=N)`: a SAS link once the action succeeded. */
+export const resultLink = ({ now, requestId, state }: Call, id: string, index: number): Response => {
+  const action = state.actions.get(id)
+  if (action === undefined) return odata(404, "ResourceNotFound", `Machine action ${id} was not found`, requestId)
+  const command = action.commands[index]
+  if (command === undefined) {
+    return odata(404, "ResourceNotFound", `Machine action ${id} has no command at index ${index}`, requestId)
+  }
+  if (statusAt(action, now) !== "Succeeded" || command.blob === undefined) {
+    return odata(404, "ResourceNotFound", `Command ${index} of machine action ${id} has no result`, requestId)
+  }
+  const url = signLink(state, id, command.blob, now)
+  return json(200, { "@odata.context": "https://api.security.microsoft.com/api/$metadata#Edm.String", value: url })
+}
+
+/**
+ * @internal Answers `POST /api/machines/{id}/runliveresponse`: a new action, one at a time per
+ * machine. A parameter with "fail" in it makes the action end `Failed` with no results, one
+ * with "timeout" makes it run for ten minutes and end `TimeOut`.
+ */
+export const runLiveResponse = ({ now, request, requestId, state }: Call, machineId: string): Effect.Effect<Response> =>
+  Effect.map(Effect.promise(() => request.text()), (text): Response => {
+    let body: { Commands?: unknown; Comment?: unknown }
+    try {
+      body = JSON.parse(text)
+    } catch {
+      return odata(400, "InvalidRequestBody", "The request body is not valid JSON", requestId)
+    }
+    if (typeof body !== "object" || body === null) {
+      return odata(400, "InvalidRequestBody", "The request body must be a JSON object", requestId)
+    }
+    const commands = Array.isArray(body.Commands) ? body.Commands : undefined
+    const valid = commands !== undefined && commands.length > 0 && commands.every((c: any) =>
+      (c?.type === "RunScript" || c?.type === "GetFile" || c?.type === "PutFile") && Array.isArray(c.params) &&
+      c.params.every((p: any) => typeof p?.key === "string" && typeof p?.value === "string")
+    )
+    if (!valid || typeof body.Comment !== "string") {
+      return odata(400, "InvalidRequestBody", "Commands (type, params) and Comment are required", requestId)
+    }
+    for (const action of state.actions.values()) {
+      const status = statusAt(action, now)
+      if (action.machineId === machineId && (status === "Pending" || status === "InProgress")) {
+        return odata(400, "ActiveRequestAlreadyExists", `Action is already in progress on machine ${machineId}`, requestId)
+      }
+    }
+    const action = newAction(state, commands as Array<CommandSpec>, machineId, body.Comment, now)
+    state.actions.set(action.id, action)
+    return json(201, actionJson(action, now))
+  })
+
+/** A new action running `specs`, its results already in storage (they are linked only once it succeeded). */
+const newAction = (
+  state: State,
+  specs: ReadonlyArray<CommandSpec>,
+  machineId: string,
+  comment: string,
+  now: number
+): SimAction => {
+  const { pendingFor, runFor } = state.settings
+  const scriptFails = specs.some((c) => c.params.some((p) => /fail/i.test(p.value)))
+  const timesOut = specs.some((c) => c.params.some((p) => /timeout/i.test(p.value)))
+  const action: SimAction = {
+    id: crypto.randomUUID(),
+    machineId,
+    comment,
+    createdAt: now,
+    startsAt: now + pendingFor,
+    endsAt: timesOut ? now + pendingFor + 10 * 60_000 : now + pendingFor + runFor,
+    outcome: scriptFails ? "Failed" : timesOut ? "TimeOut" : "Succeeded",
+    cancelledAt: undefined,
+    commands: []
+  }
+  let failed = false
+  for (const spec of specs) {
+    const param = (key: string) => spec.params.find((p) => p.key === key)?.value ?? ""
+    let result: Uint8Array | undefined
+    if (!failed && spec.type === "RunScript") {
+      result = transcriptFor(param("ScriptName"), param("Args"), state.sequence)
+    }
+    if (!failed && spec.type === "GetFile") result = fileContent(param("Path"), 64 * 1024)
+    if (scriptFails) failed = true
+    action.commands.push({
+      spec,
+      blob: result === undefined || failed ? undefined : putBlob(state, result, "application/octet-stream"),
+      errors: failed ? ["Script execution failed"] : []
+    })
+  }
+  return action
+}
