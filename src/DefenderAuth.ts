@@ -45,6 +45,7 @@ import { noRedirects } from "./internal/noRedirects.ts"
  * Yields bearer tokens for the Defender API.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DefenderAuth {
   /** A valid bearer token, from the cache when it has more than the refresh margin left. */
@@ -61,6 +62,7 @@ export interface DefenderAuth {
  * The `DefenderAuth` service tag.
  *
  * @since 0.1.0
+ * @category tags
  */
 export const DefenderAuth: Context.Tag<DefenderAuth, DefenderAuth> = Context.GenericTag<DefenderAuth>(
   "mde-live-response/DefenderAuth"
@@ -70,9 +72,12 @@ export const DefenderAuth: Context.Tag<DefenderAuth, DefenderAuth> = Context.Gen
  * A freshly issued token and when it expires (epoch milliseconds).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface IssuedToken {
+  /** The bearer token. */
   readonly token: Redacted.Redacted<string>
+  /** When it expires, in epoch milliseconds. */
   readonly expiresAt: number
 }
 
@@ -80,6 +85,7 @@ export interface IssuedToken {
  * How long before expiry a cached token is replaced: 5 minutes.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const REFRESH_MARGIN: Duration.Duration = Duration.minutes(5)
 
@@ -87,6 +93,7 @@ export const REFRESH_MARGIN: Duration.Duration = Duration.minutes(5)
  * How long one token request may take before it fails as `TokenEndpointUnreachable`: 30 seconds.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const TOKEN_REQUEST_TIMEOUT: Duration.Duration = Duration.seconds(30)
 
@@ -102,6 +109,7 @@ interface CachedToken extends IssuedToken {
  * not cancel it for the others.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const makeCached = (
   issue: Effect.Effect<IssuedToken, AuthenticationError>
@@ -157,6 +165,7 @@ export const makeCached = (
  * A fixed token (for scripts that already have one, and for tests). It is never refreshed.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerToken = (token: Redacted.Redacted<string>): Layer.Layer<DefenderAuth> =>
   Layer.succeed(
@@ -172,6 +181,7 @@ export const layerToken = (token: Redacted.Redacted<string>): Layer.Layer<Defend
  * Options of the client-credentials login.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ClientSecretOptions {
   /** The directory (tenant) id or a verified domain. */
@@ -213,6 +223,7 @@ const unreachable = (description: string, status?: number): AuthenticationError 
  * that build their own cache; most users want `layerClientSecret`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const requestClientSecretToken = (
   options: ClientSecretOptions
@@ -294,6 +305,7 @@ export const requestClientSecretToken = (
  * `{authorityHost}/{tenantId}/oauth2/v2.0/token` with the cloud's scope).
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerClientSecret = (
   options: ClientSecretOptions
@@ -317,8 +329,10 @@ export const layerClientSecret = (
  * (`DefaultAzureCredential`, `ClientCertificateCredential`, `ManagedIdentityCredential`…).
  *
  * @since 0.1.0
+ * @category models
  */
 export interface TokenCredential {
+  /** Returns a token for the scopes, or `null` when there is none. */
   getToken(
     scopes: string | Array<string>,
     options?: unknown
@@ -330,6 +344,7 @@ export interface TokenCredential {
  * The library adds its own cache and refresh margin on top.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerCredential = (
   credential: TokenCredential,

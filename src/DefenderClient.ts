@@ -34,9 +34,12 @@ import type * as Transcript from "./Transcript.ts"
  * in its `commands` array.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface CommandRef {
+  /** The machine action id (a GUID). */
   readonly machineActionId: string
+  /** The command's position in the action's `commands` array, from 0. */
   readonly index: number
 }
 
@@ -45,9 +48,12 @@ export interface CommandRef {
  * `Redacted` (it prints as `<redacted>`); `expiresAt` is read from its `se=`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ResultLink {
+  /** The SAS download URL; it prints as `<redacted>`. */
   readonly url: Redacted.Redacted<string>
+  /** When the link expires (read from its `se=`), if it says. */
   readonly expiresAt: Date | undefined
 }
 
@@ -55,6 +61,7 @@ export interface ResultLink {
  * The live response result calls.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DefenderClient {
   /** The cloud the client talks to. */
@@ -95,12 +102,18 @@ export interface DefenderClient {
  * A script (or any file) to put into the live response library.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface ScriptUpload {
+  /** The library file name, e.g. `collect.ps1`: letters, digits, `-`, `_` and `.`. */
   readonly fileName: string
+  /** The script's content (text is sent as UTF-8). */
   readonly content: string | Uint8Array
+  /** What the script does, shown in the portal. */
   readonly description?: string | undefined
+  /** What its parameters mean, shown in the portal; setting it implies `hasParameters`. */
   readonly parametersDescription?: string | undefined
+  /** Whether the script takes parameters; default: whether `parametersDescription` is given. */
   readonly hasParameters?: boolean | undefined
   /** Replace a library file of the same name; default false (then an existing file is a 400). */
   readonly overrideIfExists?: boolean | undefined
@@ -110,6 +123,7 @@ export interface ScriptUpload {
  * Options of `downloadToFile`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface SaveOptions {
   /** How many broken connections one download survives; default 10. */
@@ -120,9 +134,12 @@ export interface SaveOptions {
  * A result saved to disk.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface SavedFile {
+  /** Where the result was saved. */
   readonly path: string
+  /** How many bytes it has. */
   readonly bytes: number
   /** Whether the storage declared an MD5 and the file matched it. */
   readonly md5Verified: boolean
@@ -134,9 +151,12 @@ export interface SavedFile {
  * A file in the live response library.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface LibraryFile {
+  /** The name the library stored the file under. */
   readonly fileName: string
+  /** The file's SHA-256 as the API reports it, if it does. */
   readonly sha256: string | undefined
 }
 
@@ -144,10 +164,14 @@ export interface LibraryFile {
  * What to run: the machine, its commands and the comment Defender records.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunRequest {
+  /** The machine (device) id to run on. */
   readonly machineId: string
+  /** The commands, in the order PutFile, RunScript, GetFile. */
   readonly commands: ReadonlyArray<MachineAction.Command>
+  /** The comment Defender records with the action (required). */
   readonly comment: string
 }
 
@@ -155,6 +179,7 @@ export interface RunRequest {
  * The `DefenderClient` service tag.
  *
  * @since 0.1.0
+ * @category tags
  */
 export const DefenderClient: Context.Tag<DefenderClient, DefenderClient> = Context.GenericTag<DefenderClient>(
   "mde-live-response/DefenderClient"
@@ -164,6 +189,7 @@ export const DefenderClient: Context.Tag<DefenderClient, DefenderClient> = Conte
  * Options of the client.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options {
   /** The cloud to call; default commercial. */
@@ -191,6 +217,7 @@ export interface Options {
  * The default time limit of one attempt: 30 seconds.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const DEFAULT_TIMEOUT: Duration.Duration = Duration.seconds(30)
 
@@ -198,6 +225,7 @@ export const DEFAULT_TIMEOUT: Duration.Duration = Duration.seconds(30)
  * The default largest transcript: 64 MiB.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const DEFAULT_MAX_TRANSCRIPT_BYTES: number = 64 * 1024 * 1024
 
@@ -207,6 +235,7 @@ export const DEFAULT_MAX_TRANSCRIPT_BYTES: number = 64 * 1024 * 1024
  * when no `Retry-After` is given.
  *
  * @since 0.1.0
+ * @category retries
  */
 export const defaultRetrySchedule: Schedule.Schedule<unknown, DefenderError> = Schedule.exponential("1 second").pipe(
   Schedule.jittered,
@@ -219,6 +248,7 @@ export const defaultRetrySchedule: Schedule.Schedule<unknown, DefenderError> = S
  * Whether the library retries an error: throttling, 408/429/500/502/503/504 and transport failures.
  *
  * @since 0.1.0
+ * @category retries
  */
 export const isRetryable: (error: DefenderError) => boolean = retry.isRetryable
 
@@ -227,6 +257,7 @@ export const isRetryable: (error: DefenderError) => boolean = retry.isRetryable
  * context (dependencies, options, retry policies) and are wired here.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (
   options?: Options
@@ -268,6 +299,7 @@ export const make = (
  * The client as a layer; it needs `DefenderAuth`, `DefenderRateLimiter` and an `HttpClient`.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layer = (
   options?: Options

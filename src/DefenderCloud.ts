@@ -20,6 +20,7 @@ import { checkSecureUrl } from "./internal/url.ts"
  * One Microsoft cloud: the API base URL, the Entra ID login host and the token scope.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DefenderCloud {
   /** A short name for logs and error messages, e.g. `commercial`, `eu`, `gcc-high`. */
@@ -39,6 +40,7 @@ const PUBLIC_LOGIN = "https://login.microsoftonline.com"
  * The commercial cloud (the default).
  *
  * @since 0.1.0
+ * @category clouds
  */
 export const commercial: DefenderCloud = {
   name: "commercial",
@@ -51,6 +53,7 @@ export const commercial: DefenderCloud = {
  * The geo regions that have their own, closer API host.
  *
  * @since 0.1.0
+ * @category models
  */
 export type GeoRegion = "us" | "eu" | "uk" | "au" | "swa" | "ina" | "aea"
 
@@ -60,6 +63,7 @@ const GEO_REGIONS: ReadonlyArray<GeoRegion> = ["us", "eu", "uk", "au", "swa", "i
  * The commercial cloud served from a geo host such as `https://eu.api.security.microsoft.com`.
  *
  * @since 0.1.0
+ * @category clouds
  */
 export const geo = (region: GeoRegion): DefenderCloud => ({
   name: region,
@@ -72,6 +76,7 @@ export const geo = (region: GeoRegion): DefenderCloud => ({
  * US Government Community Cloud (GCC).
  *
  * @since 0.1.0
+ * @category clouds
  */
 export const gcc: DefenderCloud = {
   name: "gcc",
@@ -84,6 +89,7 @@ export const gcc: DefenderCloud = {
  * US Government GCC High.
  *
  * @since 0.1.0
+ * @category clouds
  */
 export const gccHigh: DefenderCloud = {
   name: "gcc-high",
@@ -96,6 +102,7 @@ export const gccHigh: DefenderCloud = {
  * US Department of Defense (same hosts as GCC High).
  *
  * @since 0.1.0
+ * @category clouds
  */
 export const dod: DefenderCloud = { ...gccHigh, name: "dod" }
 
@@ -104,6 +111,7 @@ export const dod: DefenderCloud = { ...gccHigh, name: "dod" }
  * (`us`, `eu`, `uk`, `au`, `swa`, `ina`, `aea`), `gcc`, `gcc-high` or `dod`.
  *
  * @since 0.1.0
+ * @category clouds
  */
 export const byName = (name: string): Either.Either<DefenderCloud, string> => {
   const key = name.trim().toLowerCase()
@@ -123,6 +131,7 @@ export const byName = (name: string): Either.Either<DefenderCloud, string> => {
  * and tests) and returns it without a trailing slash.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const validateBaseUrl = (url: string): Either.Either<string, string> =>
   checkSecureUrl(url).pipe(
@@ -138,10 +147,14 @@ export const validateBaseUrl = (url: string): Either.Either<string, string> =>
  * Overrides applied on top of a named cloud.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Overrides {
+  /** Another API base URL (https, or http on loopback). */
   readonly apiBaseUrl?: string | undefined
+  /** Another Entra ID login host. */
   readonly authorityHost?: string | undefined
+  /** Another token scope. */
   readonly scope?: string | undefined
 }
 
@@ -149,6 +162,7 @@ export interface Overrides {
  * Applies overrides to a cloud, validating every URL.
  *
  * @since 0.1.0
+ * @category utils
  */
 export const withOverrides = (
   cloud: DefenderCloud,
@@ -166,6 +180,7 @@ export const withOverrides = (
  * then the overrides `MDE_API_URL`, `AZURE_AUTHORITY_HOST` and `MDE_SCOPE`.
  *
  * @since 0.1.0
+ * @category config
  */
 export const config: Config.Config<DefenderCloud> = Config.all({
   name: Config.string("MDE_CLOUD").pipe(Config.withDefault("commercial")),

@@ -59,6 +59,7 @@ const AADSTS_HINTS: Record<number, string> = {
  * - `Unauthorized`: the Defender API answered 401 even with a freshly requested token.
  *
  * @since 0.1.0
+ * @category models
  */
 export type AuthenticationErrorReason =
   | "TokenRequestFailed"
@@ -66,38 +67,51 @@ export type AuthenticationErrorReason =
   | "CredentialFailed"
   | "Unauthorized"
 
-const AuthenticationErrorBase: Schema.TaggedErrorClass<AuthenticationError, "AuthenticationError", {
-  readonly _tag: Schema.tag<"AuthenticationError">
-  readonly reason: Schema.Literal<[
-    "TokenRequestFailed",
-    "TokenEndpointUnreachable",
-    "CredentialFailed",
-    "Unauthorized"
-  ]>
-  readonly errorCodes: Schema.Array$<typeof Schema.Number>
-  readonly error: typeof optionalString
-  readonly description: typeof optionalString
-  readonly traceId: typeof optionalString
-  readonly correlationId: typeof optionalString
-  readonly status: typeof optionalNumber
-}> = Schema.TaggedError<AuthenticationError>()("AuthenticationError", {
-  reason: Schema.Literal("TokenRequestFailed", "TokenEndpointUnreachable", "CredentialFailed", "Unauthorized"),
-  errorCodes: Schema.Array(Schema.Number),
-  error: optionalString,
-  description: optionalString,
-  traceId: optionalString,
-  correlationId: optionalString,
-  status: optionalNumber
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `AuthenticationError` extends. */
+  export const AuthenticationErrorBase: Schema.TaggedErrorClass<AuthenticationError, "AuthenticationError", {
+    readonly _tag: Schema.tag<"AuthenticationError">
+    readonly reason: Schema.Literal<[
+      "TokenRequestFailed",
+      "TokenEndpointUnreachable",
+      "CredentialFailed",
+      "Unauthorized"
+    ]>
+    readonly errorCodes: Schema.Array$<typeof Schema.Number>
+    readonly error: typeof optionalString
+    readonly description: typeof optionalString
+    readonly traceId: typeof optionalString
+    readonly correlationId: typeof optionalString
+    readonly status: typeof optionalNumber
+  }> = Schema.TaggedError<AuthenticationError>()("AuthenticationError", {
+    reason: Schema.Literal("TokenRequestFailed", "TokenEndpointUnreachable", "CredentialFailed", "Unauthorized"),
+    errorCodes: Schema.Array(Schema.Number),
+    error: optionalString,
+    description: optionalString,
+    traceId: optionalString,
+    correlationId: optionalString,
+    status: optionalNumber
+  })
+}
 
 /**
  * No usable bearer token: the token endpoint refused, a credential failed, or
  * the API answered 401 twice. `errorCodes` holds the AADSTS numbers to branch on.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class AuthenticationError extends AuthenticationErrorBase {
-  /** @since 0.1.0 */
+export class AuthenticationError extends ErrorBases.AuthenticationErrorBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const ids = suffix([
       this.status === undefined ? undefined : `HTTP ${this.status}`,
@@ -126,16 +140,24 @@ export class AuthenticationError extends AuthenticationErrorBase {
 // PermissionDenied
 // ---------------------------------------------------------------------------
 
-const PermissionDeniedBase: Schema.TaggedErrorClass<PermissionDenied, "PermissionDenied", {
-  readonly _tag: Schema.tag<"PermissionDenied">
-  readonly code: typeof optionalString
-  readonly target: typeof optionalString
-  readonly apiMessage: typeof optionalString
-}> = Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
-  code: optionalString,
-  target: optionalString,
-  apiMessage: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `PermissionDenied` extends. */
+  export const PermissionDeniedBase: Schema.TaggedErrorClass<PermissionDenied, "PermissionDenied", {
+    readonly _tag: Schema.tag<"PermissionDenied">
+    readonly code: typeof optionalString
+    readonly target: typeof optionalString
+    readonly apiMessage: typeof optionalString
+  }> = Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
+    code: optionalString,
+    target: optionalString,
+    apiMessage: optionalString
+  })
+}
 
 /**
  * The Defender API answered 403: the token is valid but lacks a permission
@@ -143,9 +165,14 @@ const PermissionDeniedBase: Schema.TaggedErrorClass<PermissionDenied, "Permissio
  * (`code: "DisabledFeature"`).
  *
  * @since 0.1.0
+ * @category errors
  */
-export class PermissionDenied extends PermissionDeniedBase {
-  /** @since 0.1.0 */
+export class PermissionDenied extends ErrorBases.PermissionDeniedBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const what = this.code === "DisabledFeature"
       ? "live response is disabled for this tenant or device group: enable it in Defender's advanced features"
@@ -160,26 +187,39 @@ export class PermissionDenied extends PermissionDeniedBase {
 // NotFound
 // ---------------------------------------------------------------------------
 
-const NotFoundBase: Schema.TaggedErrorClass<NotFound, "NotFound", {
-  readonly _tag: Schema.tag<"NotFound">
-  readonly resource: typeof Schema.String
-  readonly code: typeof optionalString
-  readonly target: typeof optionalString
-  readonly apiMessage: typeof optionalString
-}> = Schema.TaggedError<NotFound>()("NotFound", {
-  resource: Schema.String,
-  code: optionalString,
-  target: optionalString,
-  apiMessage: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `NotFound` extends. */
+  export const NotFoundBase: Schema.TaggedErrorClass<NotFound, "NotFound", {
+    readonly _tag: Schema.tag<"NotFound">
+    readonly resource: typeof Schema.String
+    readonly code: typeof optionalString
+    readonly target: typeof optionalString
+    readonly apiMessage: typeof optionalString
+  }> = Schema.TaggedError<NotFound>()("NotFound", {
+    resource: Schema.String,
+    code: optionalString,
+    target: optionalString,
+    apiMessage: optionalString
+  })
+}
 
 /**
  * The Defender API answered 404: unknown machine action, or no result at that command index.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class NotFound extends NotFoundBase {
-  /** @since 0.1.0 */
+export class NotFound extends ErrorBases.NotFoundBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Defender does not know ${this.resource} (404${this.code ? ` ${this.code}` : ""}): check the id and the command index${
       suffix([this.apiMessage, this.target && `request id ${this.target}`])
@@ -191,27 +231,40 @@ export class NotFound extends NotFoundBase {
 // Throttled
 // ---------------------------------------------------------------------------
 
-const ThrottledBase: Schema.TaggedErrorClass<Throttled, "Throttled", {
-  readonly _tag: Schema.tag<"Throttled">
-  readonly attempts: typeof Schema.Number
-  readonly retryAfterMillis: typeof optionalNumber
-  readonly code: typeof optionalString
-  readonly target: typeof optionalString
-}> = Schema.TaggedError<Throttled>()("Throttled", {
-  attempts: Schema.Number,
-  retryAfterMillis: optionalNumber,
-  code: optionalString,
-  target: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `Throttled` extends. */
+  export const ThrottledBase: Schema.TaggedErrorClass<Throttled, "Throttled", {
+    readonly _tag: Schema.tag<"Throttled">
+    readonly attempts: typeof Schema.Number
+    readonly retryAfterMillis: typeof optionalNumber
+    readonly code: typeof optionalString
+    readonly target: typeof optionalString
+  }> = Schema.TaggedError<Throttled>()("Throttled", {
+    attempts: Schema.Number,
+    retryAfterMillis: optionalNumber,
+    code: optionalString,
+    target: optionalString
+  })
+}
 
 /**
  * The Defender API kept answering 429 until the retry schedule was exhausted.
  * `attempts` counts the calls made; `retryAfterMillis` is the last wait the API asked for.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class Throttled extends ThrottledBase {
-  /** @since 0.1.0 */
+export class Throttled extends ErrorBases.ThrottledBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `The Defender API is throttling this app (429) and ${this.attempts} attempt(s) did not get through: lower the concurrency or the rate limits (MDE_RATE_LIMITS)${
       suffix([
@@ -226,14 +279,22 @@ export class Throttled extends ThrottledBase {
 // DownloadRefused
 // ---------------------------------------------------------------------------
 
-const DownloadRefusedBase: Schema.TaggedErrorClass<DownloadRefused, "DownloadRefused", {
-  readonly _tag: Schema.tag<"DownloadRefused">
-  readonly reason: Schema.Literal<["HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"]>
-  readonly host: typeof optionalString
-}> = Schema.TaggedError<DownloadRefused>()("DownloadRefused", {
-  reason: Schema.Literal("HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"),
-  host: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `DownloadRefused` extends. */
+  export const DownloadRefusedBase: Schema.TaggedErrorClass<DownloadRefused, "DownloadRefused", {
+    readonly _tag: Schema.tag<"DownloadRefused">
+    readonly reason: Schema.Literal<["HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"]>
+    readonly host: typeof optionalString
+  }> = Schema.TaggedError<DownloadRefused>()("DownloadRefused", {
+    reason: Schema.Literal("HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"),
+    host: optionalString
+  })
+}
 
 /**
  * The library refused to download a result link: its host is not on the
@@ -241,9 +302,14 @@ const DownloadRefusedBase: Schema.TaggedErrorClass<DownloadRefused, "DownloadRef
  * without contacting it — or the storage answered with a redirect, which is not followed.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class DownloadRefused extends DownloadRefusedBase {
-  /** @since 0.1.0 */
+export class DownloadRefused extends ErrorBases.DownloadRefusedBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     switch (this.reason) {
       case "HostNotAllowed":
@@ -271,30 +337,44 @@ export class DownloadRefused extends DownloadRefusedBase {
  * - `InvalidLink`: the API's answer did not hold a usable link.
  *
  * @since 0.1.0
+ * @category models
  */
 export type ResultLinkErrorReason = "Expired" | "BlobNotFound" | "Forbidden" | "InvalidLink"
 
-const ResultLinkErrorBase: Schema.TaggedErrorClass<ResultLinkError, "ResultLinkError", {
-  readonly _tag: Schema.tag<"ResultLinkError">
-  readonly reason: Schema.Literal<["Expired", "BlobNotFound", "Forbidden", "InvalidLink"]>
-  readonly status: typeof optionalNumber
-  readonly storageCode: typeof optionalString
-  readonly detail: typeof optionalString
-}> = Schema.TaggedError<ResultLinkError>()("ResultLinkError", {
-  reason: Schema.Literal("Expired", "BlobNotFound", "Forbidden", "InvalidLink"),
-  status: optionalNumber,
-  storageCode: optionalString,
-  detail: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `ResultLinkError` extends. */
+  export const ResultLinkErrorBase: Schema.TaggedErrorClass<ResultLinkError, "ResultLinkError", {
+    readonly _tag: Schema.tag<"ResultLinkError">
+    readonly reason: Schema.Literal<["Expired", "BlobNotFound", "Forbidden", "InvalidLink"]>
+    readonly status: typeof optionalNumber
+    readonly storageCode: typeof optionalString
+    readonly detail: typeof optionalString
+  }> = Schema.TaggedError<ResultLinkError>()("ResultLinkError", {
+    reason: Schema.Literal("Expired", "BlobNotFound", "Forbidden", "InvalidLink"),
+    status: optionalNumber,
+    storageCode: optionalString,
+    detail: optionalString
+  })
+}
 
 /**
  * The result's download link was expired (even after re-creating it once),
  * pointed at no file, was refused by the storage, or was not a link at all.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class ResultLinkError extends ResultLinkErrorBase {
-  /** @since 0.1.0 */
+export class ResultLinkError extends ErrorBases.ResultLinkErrorBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const ids = suffix([
       this.status === undefined ? undefined : `HTTP ${this.status}`,
@@ -322,27 +402,41 @@ export class ResultLinkError extends ResultLinkErrorBase {
  * What was wrong with a transcript.
  *
  * @since 0.1.0
+ * @category models
  */
 export type TranscriptDecodeErrorReason = "InvalidJson" | "NotAnObject" | "MissingField" | "InvalidField" | "TooLarge"
 
-const TranscriptDecodeErrorBase: Schema.TaggedErrorClass<TranscriptDecodeError, "TranscriptDecodeError", {
-  readonly _tag: Schema.tag<"TranscriptDecodeError">
-  readonly reason: Schema.Literal<["InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"]>
-  readonly field: typeof optionalString
-  readonly detail: typeof Schema.String
-}> = Schema.TaggedError<TranscriptDecodeError>()("TranscriptDecodeError", {
-  reason: Schema.Literal("InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"),
-  field: optionalString,
-  detail: Schema.String
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `TranscriptDecodeError` extends. */
+  export const TranscriptDecodeErrorBase: Schema.TaggedErrorClass<TranscriptDecodeError, "TranscriptDecodeError", {
+    readonly _tag: Schema.tag<"TranscriptDecodeError">
+    readonly reason: Schema.Literal<["InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"]>
+    readonly field: typeof optionalString
+    readonly detail: typeof Schema.String
+  }> = Schema.TaggedError<TranscriptDecodeError>()("TranscriptDecodeError", {
+    reason: Schema.Literal("InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"),
+    field: optionalString,
+    detail: Schema.String
+  })
+}
 
 /**
  * A RunScript transcript could not be decoded; `reason`, `field` and `detail` say what was wrong.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class TranscriptDecodeError extends TranscriptDecodeErrorBase {
-  /** @since 0.1.0 */
+export class TranscriptDecodeError extends ErrorBases.TranscriptDecodeErrorBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const where = this.field === undefined ? "" : ` (field ${this.field})`
     const hint = this.reason === "TooLarge"
@@ -364,6 +458,7 @@ export class TranscriptDecodeError extends TranscriptDecodeErrorBase {
  * - `InvalidResponse`: a 2xx answer whose body was not what the API documents.
  *
  * @since 0.1.0
+ * @category models
  */
 export type HttpErrorReason = "Transport" | "Status" | "InvalidResponse"
 
@@ -401,28 +496,36 @@ export interface HttpErrorDetails {
   readonly detail?: string | undefined
 }
 
-const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
-  readonly _tag: Schema.tag<"HttpError">
-  readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse"]>
-  readonly method: typeof Schema.String
-  readonly url: typeof Schema.String
-  readonly attempts: typeof Schema.Number
-  readonly status: typeof optionalNumber
-  readonly retryAfterMillis: typeof optionalNumber
-  readonly code: typeof optionalString
-  readonly target: typeof optionalString
-  readonly detail: typeof optionalString
-}> = Schema.TaggedError<HttpError>()("HttpError", {
-  reason: Schema.Literal("Transport", "Status", "InvalidResponse"),
-  method: Schema.String,
-  url: Schema.String,
-  attempts: Schema.Number,
-  status: optionalNumber,
-  retryAfterMillis: optionalNumber,
-  code: optionalString,
-  target: optionalString,
-  detail: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `HttpError` extends. */
+  export const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
+    readonly _tag: Schema.tag<"HttpError">
+    readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse"]>
+    readonly method: typeof Schema.String
+    readonly url: typeof Schema.String
+    readonly attempts: typeof Schema.Number
+    readonly status: typeof optionalNumber
+    readonly retryAfterMillis: typeof optionalNumber
+    readonly code: typeof optionalString
+    readonly target: typeof optionalString
+    readonly detail: typeof optionalString
+  }> = Schema.TaggedError<HttpError>()("HttpError", {
+    reason: Schema.Literal("Transport", "Status", "InvalidResponse"),
+    method: Schema.String,
+    url: Schema.String,
+    attempts: Schema.Number,
+    status: optionalNumber,
+    retryAfterMillis: optionalNumber,
+    code: optionalString,
+    target: optionalString,
+    detail: optionalString
+  })
+}
 
 /**
  * A transport failure (or no answer in time), an unexpected HTTP status, or an
@@ -430,8 +533,9 @@ const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
  * made; `retryAfterMillis` is the wait the server asked for, if it did.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class HttpError extends HttpErrorBase {
+export class HttpError extends ErrorBases.HttpErrorBase {
   /**
    * No answer: `detail` says why (a refused connection, a stall, a time limit). The URL's
    * `sig=` is redacted here, so no call site can forget it.
@@ -478,7 +582,11 @@ export class HttpError extends HttpErrorBase {
     return new HttpError({ ...definedOnly(request), reason: "InvalidResponse", url: redactUrl(request.url) })
   }
 
-  /** @since 0.1.0 */
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const ids = suffix([
       this.code,
@@ -501,22 +609,35 @@ export class HttpError extends HttpErrorBase {
 // InvalidArgument
 // ---------------------------------------------------------------------------
 
-const InvalidArgumentBase: Schema.TaggedErrorClass<InvalidArgument, "InvalidArgument", {
-  readonly _tag: Schema.tag<"InvalidArgument">
-  readonly argument: typeof Schema.String
-  readonly detail: typeof Schema.String
-}> = Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
-  argument: Schema.String,
-  detail: Schema.String
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `InvalidArgument` extends. */
+  export const InvalidArgumentBase: Schema.TaggedErrorClass<InvalidArgument, "InvalidArgument", {
+    readonly _tag: Schema.tag<"InvalidArgument">
+    readonly argument: typeof Schema.String
+    readonly detail: typeof Schema.String
+  }> = Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
+    argument: Schema.String,
+    detail: Schema.String
+  })
+}
 
 /**
  * An argument was rejected before any request was sent (e.g. an empty machine action id or a negative index).
  *
  * @since 0.1.0
+ * @category errors
  */
-export class InvalidArgument extends InvalidArgumentBase {
-  /** @since 0.1.0 */
+export class InvalidArgument extends ErrorBases.InvalidArgumentBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Invalid ${this.argument}: ${this.detail}`
   }
@@ -526,22 +647,35 @@ export class InvalidArgument extends InvalidArgumentBase {
 // Live response sessions
 // ---------------------------------------------------------------------------
 
-const ActiveSessionExistsBase: Schema.TaggedErrorClass<ActiveSessionExists, "ActiveSessionExists", {
-  readonly _tag: Schema.tag<"ActiveSessionExists">
-  readonly machineId: typeof Schema.String
-  readonly target: typeof optionalString
-}> = Schema.TaggedError<ActiveSessionExists>()("ActiveSessionExists", {
-  machineId: Schema.String,
-  target: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `ActiveSessionExists` extends. */
+  export const ActiveSessionExistsBase: Schema.TaggedErrorClass<ActiveSessionExists, "ActiveSessionExists", {
+    readonly _tag: Schema.tag<"ActiveSessionExists">
+    readonly machineId: typeof Schema.String
+    readonly target: typeof optionalString
+  }> = Schema.TaggedError<ActiveSessionExists>()("ActiveSessionExists", {
+    machineId: Schema.String,
+    target: optionalString
+  })
+}
 
 /**
  * The machine already has a live response session running (400 `ActiveRequestAlreadyExists`).
  *
  * @since 0.1.0
+ * @category errors
  */
-export class ActiveSessionExists extends ActiveSessionExistsBase {
-  /** @since 0.1.0 */
+export class ActiveSessionExists extends ErrorBases.ActiveSessionExistsBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Machine ${this.machineId} already has a live response session running: wait for it to end (the waitForActiveSession option), or cancel it${
       suffix([this.target && `request id ${this.target}`])
@@ -561,25 +695,38 @@ const CommandOutcome: Schema.Struct<{
   errors: Schema.Array(Schema.String)
 })
 
-const MachineActionFailedBase: Schema.TaggedErrorClass<MachineActionFailed, "MachineActionFailed", {
-  readonly _tag: Schema.tag<"MachineActionFailed">
-  readonly reason: Schema.Literal<["Failed", "TimeOut", "Cancelled"]>
-  readonly machineActionId: typeof Schema.String
-  readonly commands: Schema.Array$<typeof CommandOutcome>
-}> = Schema.TaggedError<MachineActionFailed>()("MachineActionFailed", {
-  reason: Schema.Literal("Failed", "TimeOut", "Cancelled"),
-  machineActionId: Schema.String,
-  commands: Schema.Array(CommandOutcome)
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `MachineActionFailed` extends. */
+  export const MachineActionFailedBase: Schema.TaggedErrorClass<MachineActionFailed, "MachineActionFailed", {
+    readonly _tag: Schema.tag<"MachineActionFailed">
+    readonly reason: Schema.Literal<["Failed", "TimeOut", "Cancelled"]>
+    readonly machineActionId: typeof Schema.String
+    readonly commands: Schema.Array$<typeof CommandOutcome>
+  }> = Schema.TaggedError<MachineActionFailed>()("MachineActionFailed", {
+    reason: Schema.Literal("Failed", "TimeOut", "Cancelled"),
+    machineActionId: Schema.String,
+    commands: Schema.Array(CommandOutcome)
+  })
+}
 
 /**
  * A machine action ended without succeeding: `Failed`, `TimeOut` or `Cancelled`.
  * `commands` holds each command's status and errors.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class MachineActionFailed extends MachineActionFailedBase {
-  /** @since 0.1.0 */
+export class MachineActionFailed extends ErrorBases.MachineActionFailedBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const failed = this.commands.find((c) => c.errors.length > 0)
     const what = this.reason === "TimeOut"
@@ -593,24 +740,37 @@ export class MachineActionFailed extends MachineActionFailedBase {
   }
 }
 
-const DeadlineExceededBase: Schema.TaggedErrorClass<DeadlineExceeded, "DeadlineExceeded", {
-  readonly _tag: Schema.tag<"DeadlineExceeded">
-  readonly waitingFor: typeof Schema.String
-  readonly deadlineMillis: typeof Schema.Number
-  readonly lastStatus: typeof optionalString
-}> = Schema.TaggedError<DeadlineExceeded>()("DeadlineExceeded", {
-  waitingFor: Schema.String,
-  deadlineMillis: Schema.Number,
-  lastStatus: optionalString
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `DeadlineExceeded` extends. */
+  export const DeadlineExceededBase: Schema.TaggedErrorClass<DeadlineExceeded, "DeadlineExceeded", {
+    readonly _tag: Schema.tag<"DeadlineExceeded">
+    readonly waitingFor: typeof Schema.String
+    readonly deadlineMillis: typeof Schema.Number
+    readonly lastStatus: typeof optionalString
+  }> = Schema.TaggedError<DeadlineExceeded>()("DeadlineExceeded", {
+    waitingFor: Schema.String,
+    deadlineMillis: Schema.Number,
+    lastStatus: optionalString
+  })
+}
 
 /**
  * The library stopped waiting after the deadline the caller gave (the action was cancelled).
  *
  * @since 0.1.0
+ * @category errors
  */
-export class DeadlineExceeded extends DeadlineExceededBase {
-  /** @since 0.1.0 */
+export class DeadlineExceeded extends ErrorBases.DeadlineExceededBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Gave up waiting for ${this.waitingFor} after ${Math.round(this.deadlineMillis / 1000)} s${
       this.lastStatus === undefined ? "" : ` (last status ${this.lastStatus})`
@@ -618,16 +778,24 @@ export class DeadlineExceeded extends DeadlineExceededBase {
   }
 }
 
-const FileDownloadErrorBase: Schema.TaggedErrorClass<FileDownloadError, "FileDownloadError", {
-  readonly _tag: Schema.tag<"FileDownloadError">
-  readonly reason: Schema.Literal<["Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"]>
-  readonly path: typeof Schema.String
-  readonly detail: typeof Schema.String
-}> = Schema.TaggedError<FileDownloadError>()("FileDownloadError", {
-  reason: Schema.Literal("Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"),
-  path: Schema.String,
-  detail: Schema.String
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `FileDownloadError` extends. */
+  export const FileDownloadErrorBase: Schema.TaggedErrorClass<FileDownloadError, "FileDownloadError", {
+    readonly _tag: Schema.tag<"FileDownloadError">
+    readonly reason: Schema.Literal<["Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"]>
+    readonly path: typeof Schema.String
+    readonly detail: typeof Schema.String
+  }> = Schema.TaggedError<FileDownloadError>()("FileDownloadError", {
+    reason: Schema.Literal("Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"),
+    path: Schema.String,
+    detail: Schema.String
+  })
+}
 
 /**
  * A result could not be saved to a file: its MD5 or length did not match what the
@@ -635,9 +803,14 @@ const FileDownloadErrorBase: Schema.TaggedErrorClass<FileDownloadError, "FileDow
  * written. The partial file has been removed.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class FileDownloadError extends FileDownloadErrorBase {
-  /** @since 0.1.0 */
+export class FileDownloadError extends ErrorBases.FileDownloadErrorBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     const what = this.reason === "Md5Mismatch"
       ? "the downloaded bytes do not match the storage's Content-MD5"
@@ -654,14 +827,22 @@ export class FileDownloadError extends FileDownloadErrorBase {
 // RateLimiterUnavailable
 // ---------------------------------------------------------------------------
 
-const RateLimiterUnavailableBase: Schema.TaggedErrorClass<RateLimiterUnavailable, "RateLimiterUnavailable", {
-  readonly _tag: Schema.tag<"RateLimiterUnavailable">
-  readonly store: Schema.Literal<["redis"]>
-  readonly detail: typeof Schema.String
-}> = Schema.TaggedError<RateLimiterUnavailable>()("RateLimiterUnavailable", {
-  store: Schema.Literal("redis"),
-  detail: Schema.String
-})
+/**
+ * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
+ *
+ * @ignore
+ */
+export namespace ErrorBases {
+  /** The schema class `RateLimiterUnavailable` extends. */
+  export const RateLimiterUnavailableBase: Schema.TaggedErrorClass<RateLimiterUnavailable, "RateLimiterUnavailable", {
+    readonly _tag: Schema.tag<"RateLimiterUnavailable">
+    readonly store: Schema.Literal<["redis"]>
+    readonly detail: typeof Schema.String
+  }> = Schema.TaggedError<RateLimiterUnavailable>()("RateLimiterUnavailable", {
+    store: Schema.Literal("redis"),
+    detail: Schema.String
+  })
+}
 
 /**
  * The shared rate budget's store (Redis) could not be reached, so the call was not
@@ -669,9 +850,14 @@ const RateLimiterUnavailableBase: Schema.TaggedErrorClass<RateLimiterUnavailable
  * worker. `detail` is the store's own error, without the store's address or password.
  *
  * @since 0.1.0
+ * @category errors
  */
-export class RateLimiterUnavailable extends RateLimiterUnavailableBase {
-  /** @since 0.1.0 */
+export class RateLimiterUnavailable extends ErrorBases.RateLimiterUnavailableBase {
+  /**
+   * What went wrong and what to do about it, for people.
+   *
+   * @since 0.1.0
+   */
   override get message(): string {
     return `The shared rate budget (${this.store}) could not be reached, so no call was made (${this.detail}): ` +
       "check MDE_REDIS_URL, or allow the in-memory fallback (MDE_REDIS_FALLBACK=memory)"
@@ -682,6 +868,7 @@ export class RateLimiterUnavailable extends RateLimiterUnavailableBase {
  * Every error the library's programs can fail with.
  *
  * @since 0.1.0
+ * @category models
  */
 export type DefenderError =
   | AuthenticationError

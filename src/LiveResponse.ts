@@ -35,6 +35,7 @@ import type { Transcript } from "./Transcript.ts"
  * One command of a machine action: `{ machineActionId, index }`.
  *
  * @since 0.1.0
+ * @category models
  */
 export type CommandRef = DefenderClient.CommandRef
 
@@ -42,6 +43,7 @@ export type CommandRef = DefenderClient.CommandRef
  * A result's download link (`url` is `Redacted`: it carries a SAS signature).
  *
  * @since 0.1.0
+ * @category models
  */
 export type ResultLink = DefenderClient.ResultLink
 
@@ -50,6 +52,7 @@ export type ResultLink = DefenderClient.ResultLink
  * (`GET /api/machineactions/{id}/GetLiveResponseResultDownloadLink(index=N)`).
  *
  * @since 0.1.0
+ * @category results
  */
 export const getResultLink = (
   ref: CommandRef
@@ -61,6 +64,7 @@ export const getResultLink = (
  * the transcript file itself). An expired link is re-created once.
  *
  * @since 0.1.0
+ * @category results
  */
 export const downloadResult = (
   ref: CommandRef
@@ -82,6 +86,7 @@ export const downloadResult = (
  * ```
  *
  * @since 0.1.0
+ * @category results
  */
 export const getTranscript = (
   ref: CommandRef
@@ -131,6 +136,7 @@ export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<
  * `PutFile | RunScript | GetFile` (in that order).
  *
  * @since 0.1.0
+ * @category models
  */
 export type RunRequest = DefenderClient.RunRequest
 
@@ -138,6 +144,7 @@ export type RunRequest = DefenderClient.RunRequest
  * Options of `runLiveResponse`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RunOptions {
   /**
@@ -169,6 +176,7 @@ export interface RunOptions {
  * ```
  *
  * @since 0.1.0
+ * @category sessions
  */
 export const runLiveResponse = (
   request: RunRequest,
@@ -188,6 +196,7 @@ export const runLiveResponse = (
  * Options of `awaitMachineAction`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface AwaitOptions {
   /** The wait before the first poll; default 5 seconds. */
@@ -217,6 +226,7 @@ const outcome = (action: MachineAction.MachineAction) =>
  * action before it lets go — an action that ended meanwhile is left as it is.
  *
  * @since 0.1.0
+ * @category sessions
  */
 export const awaitMachineAction = (
   machineActionId: string,
@@ -302,6 +312,7 @@ const guardedWait = (
  * - PutFile: no result.
  *
  * @since 0.1.0
+ * @category models
  */
 export type CommandResult =
   | { readonly index: number; readonly type: "RunScript"; readonly scriptName: string; readonly transcript: Transcript }
@@ -321,6 +332,7 @@ const param = (command: MachineAction.CommandState, key: string): string =>
  * in index order, matched by index and type.
  *
  * @since 0.1.0
+ * @category results
  */
 export const results = (
   action: MachineAction.MachineAction,
@@ -359,6 +371,7 @@ export const results = (
  * `onStarted` runs as soon as the action exists (e.g. to print its id).
  *
  * @since 0.1.0
+ * @category sessions
  */
 export const runAndAwait = (
   request: RunRequest,
@@ -390,6 +403,7 @@ export const runAndAwait = (
  * ```
  *
  * @since 0.1.0
+ * @category sessions
  */
 export const runAndCollect = (
   request: RunRequest,
@@ -409,6 +423,7 @@ export const runAndCollect = (
  * Asks Defender to cancel a machine action.
  *
  * @since 0.1.0
+ * @category sessions
  */
 export const cancelMachineAction = (
   machineActionId: string,
@@ -420,6 +435,7 @@ export const cancelMachineAction = (
  * Reads a machine action.
  *
  * @since 0.1.0
+ * @category sessions
  */
 export const getMachineAction = (
   machineActionId: string
@@ -431,6 +447,7 @@ export const getMachineAction = (
  * program can push a script, run it and collect its results.
  *
  * @since 0.1.0
+ * @category library
  */
 export const uploadScript = (
   upload: DefenderClient.ScriptUpload
@@ -446,6 +463,7 @@ export const uploadScript = (
  * `NodeFileSystem.layer` from `@effect/platform-node`).
  *
  * @since 0.1.0
+ * @category results
  */
 export const downloadToFile = (
   ref: CommandRef,

@@ -24,6 +24,7 @@ import { escapeControlBytesInStrings, parseTolerantJson } from "./internal/toler
  * A decoded RunScript transcript.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Transcript {
   /** The script that ran (`script_name`, or `name` in older files). */
@@ -40,6 +41,7 @@ export interface Transcript {
  * The schema of a decoded transcript (no JSON involved).
  *
  * @since 0.1.0
+ * @category schemas
  */
 export const Transcript: Schema.Schema<Transcript> = Schema.Struct({
   scriptName: Schema.String,
@@ -206,6 +208,7 @@ const toParseResult = (
  * encodes to strict JSON with `script_name`, `exit_code`, `script_output`, `script_error`.
  *
  * @since 0.1.0
+ * @category schemas
  */
 export const TranscriptFromString: Schema.Schema<Transcript, string> = Schema.transformOrFail(
   Schema.String,
@@ -224,6 +227,7 @@ const utf8Encoder = new TextEncoder()
  * BOM; invalid sequences become U+FFFD); encodes to strict UTF-8 JSON without a BOM.
  *
  * @since 0.1.0
+ * @category schemas
  */
 export const TranscriptFromBytes: Schema.Schema<Transcript, Uint8Array> = Schema.transformOrFail(
   Schema.Uint8ArrayFromSelf,
@@ -251,6 +255,7 @@ export const TranscriptFromBytes: Schema.Schema<Transcript, Uint8Array> = Schema
  * ```
  *
  * @since 0.1.0
+ * @category decoding
  */
 export const decode = (input: string | Uint8Array): Effect.Effect<Transcript, TranscriptDecodeError> =>
   Effect.suspend(() => typeof input === "string" ? fromText(input) : fromBytes(input))
