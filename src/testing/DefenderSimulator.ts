@@ -52,6 +52,7 @@ import * as State from "./internal/state.ts"
  * downloads. `sim.received` records which faults each request got.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Faults {
   /** The share of requests answered with a 500, 502 or 503. */
@@ -93,6 +94,7 @@ export interface Faults {
  * in-process, real time when served.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options {
   /** The tenant the token endpoint accepts; default `SIMULATED_TENANT`. */
@@ -123,19 +125,40 @@ export interface Options {
   readonly faults?: Faults | undefined
 }
 
-/** The tenant id the simulator accepts by default. @since 0.1.0 */
+/**
+ * The tenant id the simulator accepts by default.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SIMULATED_TENANT = "00000000-0000-4000-8000-00000000feed"
-/** The client id the simulator accepts by default. @since 0.1.0 */
+/**
+ * The client id the simulator accepts by default.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SIMULATED_CLIENT_ID = "00000000-0000-4000-8000-00000000c11e"
-/** The client secret the simulator accepts by default. @since 0.1.0 */
+/**
+ * The client secret the simulator accepts by default.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const SIMULATED_CLIENT_SECRET: Redacted.Redacted<string> = Redacted.make("simulated-client-secret")
-/** A bearer token the simulator's API accepts without a login. @since 0.1.0 */
+/**
+ * A bearer token the simulator's API accepts without a login.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
 export const STATIC_TOKEN: Redacted.Redacted<string> = Redacted.make("simulated-static-token")
 
 /**
  * The machine actions every simulator starts with (all `Succeeded` unless said).
  *
  * @since 0.1.0
+ * @category constants
  */
 export const ACTIONS = {
   /** One RunScript command whose transcript is the one of Microsoft's docs (raw newlines, NUL padding). */
@@ -154,6 +177,7 @@ export const ACTIONS = {
  * The endpoints the simulator counts requests by.
  *
  * @since 0.1.0
+ * @category models
  */
 export type Endpoint =
   | "token"
@@ -169,6 +193,7 @@ export type Endpoint =
  * One request the simulator received.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Received {
   /** The endpoint the request was routed to. */
@@ -191,6 +216,7 @@ export interface Received {
  * A fault injected into one answer (see `Faults`).
  *
  * @since 0.1.0
+ * @category models
  */
 export type Fault = "drop" | "error" | "throttle" | "cut" | "corrupt" | "trickle"
 
@@ -198,6 +224,7 @@ export type Fault = "drop" | "error" | "throttle" | "cut" | "corrupt" | "trickle
  * A live response command as the API describes it.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface CommandSpec {
   /** The command. */
@@ -210,6 +237,7 @@ export interface CommandSpec {
  * A simulated tenant.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DefenderSimulator {
   /** Answers one request; time is the calling fiber's `Clock`. A dropped connection is `undefined`. */
@@ -244,6 +272,7 @@ const millis = (duration: Duration.DurationInput): number => Duration.toMillis(D
  * Creates a simulated tenant with the preset machine actions of `ACTIONS`.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
   Effect.gen(function*() {
@@ -291,6 +320,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
  * Every host reaches the simulator, so the default cloud's URLs work unchanged.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const httpClient = (sim: DefenderSimulator): HttpClient.HttpClient =>
   HttpClient.make((request, url) =>
@@ -327,6 +357,7 @@ export const httpClient = (sim: DefenderSimulator): HttpClient.HttpClient =>
  * The simulator as the `HttpClient` layer.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerHttpClient = (sim: DefenderSimulator): Layer.Layer<HttpClient.HttpClient> =>
   Layer.succeed(HttpClient.HttpClient, httpClient(sim))
@@ -336,6 +367,7 @@ export const layerHttpClient = (sim: DefenderSimulator): Layer.Layer<HttpClient.
  * `Deno.serve` or `Bun.serve`. A dropped connection is a rejected promise.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const toWebHandler = (sim: DefenderSimulator): (request: Request) => Promise<Response> => (request) =>
   Effect.runPromise(sim.handle(request)).then((response) => {
@@ -347,6 +379,7 @@ export const toWebHandler = (sim: DefenderSimulator): (request: Request) => Prom
  * A running simulator server.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Served {
   /** `http://127.0.0.1:PORT`: the API base, the login host and the link host at once. */
@@ -363,6 +396,7 @@ export interface Served {
  * against `cloud`'s login host (a served simulator's `cloud`; in-process any host works).
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerLogin = (options?: {
   readonly cloud?: DefenderCloud.DefenderCloud | undefined
@@ -381,6 +415,7 @@ export const layerLogin = (options?: {
  * same server. The server stops when the scope closes.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const serve = (
   sim: DefenderSimulator,
