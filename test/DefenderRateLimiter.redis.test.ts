@@ -1,7 +1,8 @@
 /**
  * The Redis-backed budget against a real Redis on loopback (see test/setup/redis.ts).
  * Two limiters built in this process stand for two worker processes: each has its
- * own connection and its own queue, and they share only what is in Redis.
+ * own connection and its own queue, and they share only what is in Redis. The
+ * algorithm itself, the same over memory and Redis, is DefenderRateLimiter.stores.test.ts.
  *
  * Time is the TestClock's. Redis commands are real I/O, so before moving the clock a
  * test lets the fibers reach their next sleep (`settle`): nothing waits in real time
@@ -10,6 +11,8 @@
 import { describe, expect, inject, it } from "@effect/vitest"
 import {
   Clock,
+  Config,
+  type ConfigError,
   ConfigProvider,
   Effect,
   Either,
@@ -54,6 +57,25 @@ const advance = (fibers: ReadonlyArray<Fiber.Fiber<unknown, unknown>>, total: nu
       yield* TestClock.adjust(step)
       yield* settle(fibers)
     }
+  })
+
+/** Builds `layer` twice (two processes) and checks that they share a budget of one call an hour. */
+const sharesOneCallAnHour = (
+  layer: Layer.Layer<DefenderRateLimiter.DefenderRateLimiter, ConfigError.ConfigError>,
+  provider: ConfigProvider.ConfigProvider
+) =>
+  Effect.gen(function*() {
+    const build = Layer.build(layer).pipe(
+      Effect.withConfigProvider(provider),
+      Effect.map((context) => context.unsafeMap.values().next().value as DefenderRateLimiter.DefenderRateLimiter)
+    )
+    const a = yield* build
+    const b = yield* build
+    yield* a.withPermit(Effect.void)
+    const next = yield* Effect.fork(b.withPermit(Clock.currentTimeMillis))
+    yield* settle([next])
+    yield* TestClock.adjust("1 hour")
+    expect(yield* Fiber.join(next)).toBe(3_600_000)
   })
 
 const closedPort = () =>
@@ -227,16 +249,18 @@ describe("DefenderRateLimiter.layerRedis (real Redis)", () => {
       const provider = ConfigProvider.fromMap(
         new Map([["MDE_REDIS_URL", url], ["MDE_REDIS_KEY", key], ["MDE_RATE_LIMITS", "1/1h"]])
       )
-      const build = Layer.build(DefenderRateLimiter.layerConfig()).pipe(
-        Effect.withConfigProvider(provider),
-        Effect.map((context) => context.unsafeMap.values().next().value as DefenderRateLimiter.DefenderRateLimiter)
-      )
-      const a = yield* build
-      const b = yield* build
-      yield* a.withPermit(Effect.void)
-      const next = yield* Effect.fork(b.withPermit(Clock.currentTimeMillis))
-      yield* settle([next])
-      yield* TestClock.adjust("1 hour")
-      expect(yield* Fiber.join(next)).toBe(3_600_000)
+      yield* sharesOneCallAnHour(DefenderRateLimiter.layerConfig(), provider)
+    }))
+
+  it.scoped("layerConfig shares the budget on a Redis the app names its own way", () =>
+    Effect.gen(function*() {
+      // No MDE_* variable at all: every setting comes from the app's Configs.
+      const layer = DefenderRateLimiter.layerConfig({
+        limits: Config.succeed([{ limit: 1, window: "1 hour" }]),
+        redisUrl: Config.option(Config.redacted("APP_REDIS")),
+        redisKey: Config.succeed(freshKey()),
+        redisFallback: Config.succeed("none")
+      })
+      yield* sharesOneCallAnHour(layer, ConfigProvider.fromMap(new Map([["APP_REDIS", url]])))
     }))
 })

@@ -1,19 +1,20 @@
 /**
- * The Redis side of the shared rate budget: one sliding log per limit (a sorted
- * set of permits scored by time), checked and stamped by one Lua script, so any
- * number of processes see and take the same budget atomically.
+ * The Redis store: one bucket's sliding logs (a sorted set of permits per limit,
+ * scored by time) and pause, checked and stamped by one Lua script, so any number
+ * of processes see and take the same budget atomically.
  *
- * It mirrors the in-memory limiter exactly: a permit is stamped in flight when
- * granted (scored `now + lease`, so it cannot leave a window while its call may
- * still reach the API) and re-stamped with the time its call ended; the window
- * frees the slot of the call that ended first. A crashed worker's in-flight
+ * It keeps the `Store` contract as the memory store does: a permit is stamped in
+ * flight when granted (scored `now + lease`, so it cannot leave a window while its
+ * call may still reach the API) and re-stamped with the time its call ended; the
+ * window frees the slot of the call that ended first. A crashed worker's in-flight
  * permits leave after `lease`.
  *
  * @internal
  */
 import { Duration, Effect } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
-import { RateLimiterUnavailable } from "../DefenderError.ts"
+import { RateLimiterUnavailable } from "../../DefenderError.ts"
+import type { Store, WindowSpec } from "./store.ts"
 
 /**
  * KEYS: pause key, then one sorted set per limit.
@@ -71,44 +72,45 @@ interface BudgetCommands {
   mdePause(...args: Array<string | number>): Promise<number>
 }
 
-/** One limit of a bucket, as the script needs it. */
-export interface WindowSpec {
-  readonly limit: number
-  readonly millis: number
-}
-
-/** A connection to the budget's Redis, with the scripts loaded. */
-export interface RedisBudget {
-  readonly acquire: (
-    keys: ReadonlyArray<string>,
-    windows: ReadonlyArray<WindowSpec>,
-    now: number,
-    id: string,
-    lease: number
-  ) => Effect.Effect<number, RateLimiterUnavailable>
-  readonly release: (keys: ReadonlyArray<string>, id: string, end: number) => Effect.Effect<void, RateLimiterUnavailable>
-  readonly pause: (key: string, until: number, ttl: number) => Effect.Effect<void, RateLimiterUnavailable>
+/**
+ * A connection to the budget's Redis, with the scripts loaded.
+ *
+ * @internal
+ */
+export interface RedisConnection {
+  /**
+   * The store of one bucket, kept under `prefix`: its logs at `prefix:window:<millis>`
+   * (keyed by window length, so processes configured alike share each window's log)
+   * and its pause at `prefix:pause`.
+   */
+  readonly store: (prefix: string, windows: ReadonlyArray<WindowSpec>, lease: number) => Store<RateLimiterUnavailable>
   /** Closes the connection. */
   readonly close: Effect.Effect<void>
 }
 
-/** The store's own error, without any address or password a URL might carry. */
+/**
+ * The store's own error, without any address or password a URL might carry.
+ *
+ * @internal
+ */
 export const describeRedisError = (cause: unknown): string => {
   const text = cause instanceof Error ? cause.message : String(cause)
   return text.replace(/\b(rediss?):\/\/[^\s@/]*@/gi, "$1://***@").slice(0, 200)
 }
 
-const unavailable = (cause: unknown) => new RateLimiterUnavailable({ store: "redis", detail: describeRedisError(cause) })
+const unavailable = (cause: unknown): RateLimiterUnavailable => new RateLimiterUnavailable({ store: "redis", detail: describeRedisError(cause) })
 
 /**
  * Connects to Redis (waiting at most `connectTimeout` for the first connection; a
  * failure there is not fatal: every command then fails with `RateLimiterUnavailable`
  * until the client has reconnected on its own).
+ *
+ * @internal
  */
 export const connect = (url: string, options: {
   readonly connectTimeout: Duration.Duration
   readonly commandTimeout: Duration.Duration
-}): Effect.Effect<RedisBudget> =>
+}): Effect.Effect<RedisConnection> =>
   Effect.gen(function*() {
     // Loaded on demand: ioredis is only needed by those who use the Redis budget.
     const { Redis: RedisClient } = yield* Effect.promise(() => import("ioredis"))
@@ -150,16 +152,25 @@ export const connect = (url: string, options: {
               : cause
           )
       })
+    const store = (prefix: string, windows: ReadonlyArray<WindowSpec>, lease: number): Store<RateLimiterUnavailable> => {
+      const keys = windows.map((w) => `${prefix}:window:${w.millis}`)
+      const pauseKey = `${prefix}:pause`
+      const ttl = Math.ceil(Math.max(0, ...windows.map((w) => w.millis)) + lease)
+      const limits = windows.flatMap((w) => [w.limit, w.millis])
+      return {
+        acquire: (now, permitId) =>
+          run(() => redis.mdeAcquire(keys.length + 1, pauseKey, ...keys, now, permitId, lease, ttl, ...limits)).pipe(
+            Effect.map(Number)
+          ),
+        release: (permitId, now) =>
+          keys.length === 0
+            ? Effect.void
+            : Effect.asVoid(run(() => redis.mdeRelease(keys.length, ...keys, permitId, now))),
+        pause: (until, now) => Effect.asVoid(run(() => redis.mdePause(pauseKey, until, Math.max(1, Math.ceil(until - now)))))
+      }
+    }
     return {
-      acquire: (keys, windows, now, id, lease) => {
-        const ttl = Math.ceil(Math.max(0, ...windows.map((w) => w.millis)) + lease)
-        const args: Array<string | number> = [keys.length, ...keys, now, id, lease, ttl]
-        for (const w of windows) args.push(w.limit, w.millis)
-        return run(() => redis.mdeAcquire(...args)).pipe(Effect.map(Number))
-      },
-      release: (keys, id, end) =>
-        keys.length === 0 ? Effect.void : Effect.asVoid(run(() => redis.mdeRelease(keys.length, ...keys, id, end))),
-      pause: (key, until, ttl) => Effect.asVoid(run(() => redis.mdePause(key, until, Math.max(1, Math.ceil(ttl))))),
+      store,
       close: Effect.promise(() =>
         redis.status === "ready"
           ? redis.quit().then(() => undefined, () => redis.disconnect())
