@@ -33,6 +33,7 @@ import { type WindowSpec, windowsOf } from "./internal/rateLimiter/store.ts"
  * At most `limit` calls in any rolling `window`.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RateLimit {
   /** The most calls any rolling window may hold: a positive integer. */
@@ -45,6 +46,7 @@ export interface RateLimit {
  * The shared rate budget.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface DefenderRateLimiter {
   /**
@@ -70,6 +72,7 @@ export interface DefenderRateLimiter {
  * (`run`).
  *
  * @since 0.1.0
+ * @category models
  */
 export type Bucket = "results" | "machineActions" | "run"
 
@@ -77,6 +80,7 @@ export type Bucket = "results" | "machineActions" | "run"
  * The `DefenderRateLimiter` service tag.
  *
  * @since 0.1.0
+ * @category tags
  */
 export const DefenderRateLimiter: Context.Tag<DefenderRateLimiter, DefenderRateLimiter> = Context.GenericTag<
   DefenderRateLimiter
@@ -86,6 +90,7 @@ export const DefenderRateLimiter: Context.Tag<DefenderRateLimiter, DefenderRateL
  * Defender's quota for the result endpoint: 100 calls per minute and 1500 per hour.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const DEFAULT_LIMITS: ReadonlyArray<RateLimit> = [
   { limit: 100, window: Duration.minutes(1) },
@@ -96,6 +101,7 @@ export const DEFAULT_LIMITS: ReadonlyArray<RateLimit> = [
  * Defender's quota for run live response: 10 calls per minute.
  *
  * @since 0.1.0
+ * @category constants
  */
 export const DEFAULT_RUN_LIMITS: ReadonlyArray<RateLimit> = [{ limit: 10, window: Duration.minutes(1) }]
 
@@ -103,6 +109,7 @@ export const DEFAULT_RUN_LIMITS: ReadonlyArray<RateLimit> = [{ limit: 10, window
  * Options of the in-memory limiter.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface Options {
   /** The result endpoint's limits, all applied at once; default `DEFAULT_LIMITS`. An empty list means no limit. */
@@ -121,6 +128,7 @@ export interface Options {
  * served in turn.
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const make = (options?: Options): Effect.Effect<DefenderRateLimiter> =>
   Effect.sync(() => {
@@ -158,6 +166,7 @@ const bucketsOf = <X>(
  * An in-memory limiter shared by every fiber that uses this layer.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layer = (options?: Options): Layer.Layer<DefenderRateLimiter> =>
   Layer.effect(DefenderRateLimiter, make(options))
@@ -171,6 +180,7 @@ export const layer = (options?: Options): Layer.Layer<DefenderRateLimiter> =>
  * budget lives.
  *
  * @since 0.1.0
+ * @category models
  */
 export interface RedisOptions extends Options {
   /** The Redis server, e.g. `redis://127.0.0.1:6379` or `rediss://:password@host:6380/0`. */
@@ -203,6 +213,7 @@ export interface RedisOptions extends Options {
  * need synchronised clocks (set `margin` to their largest skew).
  *
  * @since 0.1.0
+ * @category constructors
  */
 export const makeRedis = (options: RedisOptions): Effect.Effect<DefenderRateLimiter, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -231,6 +242,7 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<DefenderRateLimi
  * same `url` and `key`. See `makeRedis`.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerRedis = (options: RedisOptions): Layer.Layer<DefenderRateLimiter> =>
   Layer.scoped(DefenderRateLimiter, makeRedis(options))
@@ -240,6 +252,7 @@ export const layerRedis = (options: RedisOptions): Layer.Layer<DefenderRateLimit
  * missing number means 1, as in `100/m`). `none` or an empty text means no limit.
  *
  * @since 0.1.0
+ * @category config
  */
 export const parseLimits = (text: string): Either.Either<ReadonlyArray<RateLimit>, string> => {
   const trimmed = text.trim()
@@ -276,6 +289,7 @@ export const limitsFromText = (
  * Reads the limits from `MDE_RATE_LIMITS` (default `100/1m,1500/1h`).
  *
  * @since 0.1.0
+ * @category config
  */
 export const config: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MDE_RATE_LIMITS").pipe(
   Config.withDefault("100/1m,1500/1h"),
@@ -324,6 +338,7 @@ export interface LayerConfigOptions {
  * `configs` to read any of these elsewhere.
  *
  * @since 0.1.0
+ * @category layers
  */
 export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<DefenderRateLimiter, ConfigError.ConfigError> =>
   Layer.unwrapEffect(
@@ -349,6 +364,7 @@ export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<DefenderR
  * Reads run live response's limits from `MDE_RUN_RATE_LIMITS` (default `10/1m`).
  *
  * @since 0.1.0
+ * @category config
  */
 export const runConfig: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MDE_RUN_RATE_LIMITS").pipe(
   Config.withDefault("10/1m"),
