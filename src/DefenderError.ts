@@ -37,6 +37,27 @@ const suffix = (parts: ReadonlyArray<string | undefined>): string => {
 const definedOnly = <A extends object>(fields: A): A =>
   Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as A
 
+/** What the API said and its request id, for the suffix of a message. */
+const apiSuffix = (e: { readonly apiMessage?: string | undefined; readonly target?: string | undefined }): string =>
+  suffix([e.apiMessage, e.target && `request id ${e.target}`])
+
+/** `HTTP 403`, for the suffix of a message. */
+const httpStatus = (status: number | undefined): string | undefined =>
+  status === undefined ? undefined : `HTTP ${status}`
+
+/** The schema class an error extends: its `_tag` and `Fields`. */
+type Base<Self, Tag extends string, Fields extends Schema.Struct.Fields> = Schema.TaggedErrorClass<
+  Self,
+  Tag,
+  { readonly _tag: Schema.tag<Tag> } & Fields
+>
+
+/** The API's error `code` and request id (`target`), kept by the errors of API answers. */
+const apiIdFields: { readonly code: typeof optionalString; readonly target: typeof optionalString } = {
+  code: optionalString,
+  target: optionalString
+}
+
 const AADSTS_HINTS: Record<number, string> = {
   7000215: "the client secret is wrong: use the secret's value, not its ID (AZURE_CLIENT_SECRET)",
   7000222: "the client secret has expired: create a new one for the app registration",
@@ -74,14 +95,8 @@ export type AuthenticationErrorReason =
  */
 export namespace ErrorBases {
   /** The schema class `AuthenticationError` extends. */
-  export const AuthenticationErrorBase: Schema.TaggedErrorClass<AuthenticationError, "AuthenticationError", {
-    readonly _tag: Schema.tag<"AuthenticationError">
-    readonly reason: Schema.Literal<[
-      "TokenRequestFailed",
-      "TokenEndpointUnreachable",
-      "CredentialFailed",
-      "Unauthorized"
-    ]>
+  export const AuthenticationErrorBase: Base<AuthenticationError, "AuthenticationError", {
+    readonly reason: Schema.Literal<["TokenRequestFailed", "TokenEndpointUnreachable", "CredentialFailed", "Unauthorized"]>
     readonly errorCodes: Schema.Array$<typeof Schema.Number>
     readonly error: typeof optionalString
     readonly description: typeof optionalString
@@ -114,7 +129,7 @@ export class AuthenticationError extends ErrorBases.AuthenticationErrorBase {
    */
   override get message(): string {
     const ids = suffix([
-      this.status === undefined ? undefined : `HTTP ${this.status}`,
+      httpStatus(this.status),
       this.errorCodes.length > 0 ? `AADSTS${this.errorCodes.join(",")}` : undefined,
       this.traceId && `trace id ${this.traceId}`,
       this.correlationId && `correlation id ${this.correlationId}`
@@ -140,23 +155,14 @@ export class AuthenticationError extends ErrorBases.AuthenticationErrorBase {
 // PermissionDenied
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `PermissionDenied` extends. */
-  export const PermissionDeniedBase: Schema.TaggedErrorClass<PermissionDenied, "PermissionDenied", {
-    readonly _tag: Schema.tag<"PermissionDenied">
-    readonly code: typeof optionalString
-    readonly target: typeof optionalString
+  export const PermissionDeniedBase: Base<PermissionDenied, "PermissionDenied", {
+    readonly code: typeof apiIdFields.code
+    readonly target: typeof apiIdFields.target
     readonly apiMessage: typeof optionalString
-  }> = Schema.TaggedError<PermissionDenied>()("PermissionDenied", {
-    code: optionalString,
-    target: optionalString,
-    apiMessage: optionalString
-  })
+  }> = Schema.TaggedError<PermissionDenied>()("PermissionDenied", { ...apiIdFields, apiMessage: optionalString })
 }
 
 /**
@@ -177,9 +183,7 @@ export class PermissionDenied extends ErrorBases.PermissionDeniedBase {
     const what = this.code === "DisabledFeature"
       ? "live response is disabled for this tenant or device group: enable it in Defender's advanced features"
       : "grant the app the Machine.LiveResponse (or Machine.ReadWrite.All) application permission with admin consent"
-    return `The Defender API refused the call (403${this.code ? ` ${this.code}` : ""}): ${what}${
-      suffix([this.apiMessage, this.target && `request id ${this.target}`])
-    }`
+    return `The Defender API refused the call (403${this.code ? ` ${this.code}` : ""}): ${what}${apiSuffix(this)}`
   }
 }
 
@@ -187,23 +191,17 @@ export class PermissionDenied extends ErrorBases.PermissionDeniedBase {
 // NotFound
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `NotFound` extends. */
-  export const NotFoundBase: Schema.TaggedErrorClass<NotFound, "NotFound", {
-    readonly _tag: Schema.tag<"NotFound">
+  export const NotFoundBase: Base<NotFound, "NotFound", {
     readonly resource: typeof Schema.String
-    readonly code: typeof optionalString
-    readonly target: typeof optionalString
+    readonly code: typeof apiIdFields.code
+    readonly target: typeof apiIdFields.target
     readonly apiMessage: typeof optionalString
   }> = Schema.TaggedError<NotFound>()("NotFound", {
     resource: Schema.String,
-    code: optionalString,
-    target: optionalString,
+    ...apiIdFields,
     apiMessage: optionalString
   })
 }
@@ -221,9 +219,8 @@ export class NotFound extends ErrorBases.NotFoundBase {
    * @since 0.1.0
    */
   override get message(): string {
-    return `Defender does not know ${this.resource} (404${this.code ? ` ${this.code}` : ""}): check the id and the command index${
-      suffix([this.apiMessage, this.target && `request id ${this.target}`])
-    }`
+    const code = this.code ? ` ${this.code}` : ""
+    return `Defender does not know ${this.resource} (404${code}): check the id and the command index${apiSuffix(this)}`
   }
 }
 
@@ -231,24 +228,18 @@ export class NotFound extends ErrorBases.NotFoundBase {
 // Throttled
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `Throttled` extends. */
-  export const ThrottledBase: Schema.TaggedErrorClass<Throttled, "Throttled", {
-    readonly _tag: Schema.tag<"Throttled">
+  export const ThrottledBase: Base<Throttled, "Throttled", {
     readonly attempts: typeof Schema.Number
     readonly retryAfterMillis: typeof optionalNumber
-    readonly code: typeof optionalString
-    readonly target: typeof optionalString
+    readonly code: typeof apiIdFields.code
+    readonly target: typeof apiIdFields.target
   }> = Schema.TaggedError<Throttled>()("Throttled", {
     attempts: Schema.Number,
     retryAfterMillis: optionalNumber,
-    code: optionalString,
-    target: optionalString
+    ...apiIdFields
   })
 }
 
@@ -279,15 +270,10 @@ export class Throttled extends ErrorBases.ThrottledBase {
 // DownloadRefused
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `DownloadRefused` extends. */
-  export const DownloadRefusedBase: Schema.TaggedErrorClass<DownloadRefused, "DownloadRefused", {
-    readonly _tag: Schema.tag<"DownloadRefused">
+  export const DownloadRefusedBase: Base<DownloadRefused, "DownloadRefused", {
     readonly reason: Schema.Literal<["HostNotAllowed", "InsecureScheme", "InvalidUrl", "Redirected"]>
     readonly host: typeof optionalString
   }> = Schema.TaggedError<DownloadRefused>()("DownloadRefused", {
@@ -341,15 +327,10 @@ export class DownloadRefused extends ErrorBases.DownloadRefusedBase {
  */
 export type ResultLinkErrorReason = "Expired" | "BlobNotFound" | "Forbidden" | "InvalidLink"
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `ResultLinkError` extends. */
-  export const ResultLinkErrorBase: Schema.TaggedErrorClass<ResultLinkError, "ResultLinkError", {
-    readonly _tag: Schema.tag<"ResultLinkError">
+  export const ResultLinkErrorBase: Base<ResultLinkError, "ResultLinkError", {
     readonly reason: Schema.Literal<["Expired", "BlobNotFound", "Forbidden", "InvalidLink"]>
     readonly status: typeof optionalNumber
     readonly storageCode: typeof optionalString
@@ -376,11 +357,7 @@ export class ResultLinkError extends ErrorBases.ResultLinkErrorBase {
    * @since 0.1.0
    */
   override get message(): string {
-    const ids = suffix([
-      this.status === undefined ? undefined : `HTTP ${this.status}`,
-      this.storageCode,
-      this.detail
-    ])
+    const ids = suffix([httpStatus(this.status), this.storageCode, this.detail])
     switch (this.reason) {
       case "Expired":
         return `The result link had expired and a re-created link was refused too: check this machine's clock${ids}`
@@ -406,15 +383,10 @@ export class ResultLinkError extends ErrorBases.ResultLinkErrorBase {
  */
 export type TranscriptDecodeErrorReason = "InvalidJson" | "NotAnObject" | "MissingField" | "InvalidField" | "TooLarge"
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `TranscriptDecodeError` extends. */
-  export const TranscriptDecodeErrorBase: Schema.TaggedErrorClass<TranscriptDecodeError, "TranscriptDecodeError", {
-    readonly _tag: Schema.tag<"TranscriptDecodeError">
+  export const TranscriptDecodeErrorBase: Base<TranscriptDecodeError, "TranscriptDecodeError", {
     readonly reason: Schema.Literal<["InvalidJson", "NotAnObject", "MissingField", "InvalidField", "TooLarge"]>
     readonly field: typeof optionalString
     readonly detail: typeof Schema.String
@@ -496,23 +468,18 @@ export interface HttpErrorDetails {
   readonly detail?: string | undefined
 }
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `HttpError` extends. */
-  export const HttpErrorBase: Schema.TaggedErrorClass<HttpError, "HttpError", {
-    readonly _tag: Schema.tag<"HttpError">
+  export const HttpErrorBase: Base<HttpError, "HttpError", {
     readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse"]>
     readonly method: typeof Schema.String
     readonly url: typeof Schema.String
     readonly attempts: typeof Schema.Number
     readonly status: typeof optionalNumber
     readonly retryAfterMillis: typeof optionalNumber
-    readonly code: typeof optionalString
-    readonly target: typeof optionalString
+    readonly code: typeof apiIdFields.code
+    readonly target: typeof apiIdFields.target
     readonly detail: typeof optionalString
   }> = Schema.TaggedError<HttpError>()("HttpError", {
     reason: Schema.Literal("Transport", "Status", "InvalidResponse"),
@@ -521,8 +488,7 @@ export namespace ErrorBases {
     attempts: Schema.Number,
     status: optionalNumber,
     retryAfterMillis: optionalNumber,
-    code: optionalString,
-    target: optionalString,
+    ...apiIdFields,
     detail: optionalString
   })
 }
@@ -609,21 +575,13 @@ export class HttpError extends ErrorBases.HttpErrorBase {
 // InvalidArgument
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `InvalidArgument` extends. */
-  export const InvalidArgumentBase: Schema.TaggedErrorClass<InvalidArgument, "InvalidArgument", {
-    readonly _tag: Schema.tag<"InvalidArgument">
+  export const InvalidArgumentBase: Base<InvalidArgument, "InvalidArgument", {
     readonly argument: typeof Schema.String
     readonly detail: typeof Schema.String
-  }> = Schema.TaggedError<InvalidArgument>()("InvalidArgument", {
-    argument: Schema.String,
-    detail: Schema.String
-  })
+  }> = Schema.TaggedError<InvalidArgument>()("InvalidArgument", { argument: Schema.String, detail: Schema.String })
 }
 
 /**
@@ -647,15 +605,10 @@ export class InvalidArgument extends ErrorBases.InvalidArgumentBase {
 // Live response sessions
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `ActiveSessionExists` extends. */
-  export const ActiveSessionExistsBase: Schema.TaggedErrorClass<ActiveSessionExists, "ActiveSessionExists", {
-    readonly _tag: Schema.tag<"ActiveSessionExists">
+  export const ActiveSessionExistsBase: Base<ActiveSessionExists, "ActiveSessionExists", {
     readonly machineId: typeof Schema.String
     readonly target: typeof optionalString
   }> = Schema.TaggedError<ActiveSessionExists>()("ActiveSessionExists", {
@@ -695,15 +648,10 @@ const CommandOutcome: Schema.Struct<{
   errors: Schema.Array(Schema.String)
 })
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `MachineActionFailed` extends. */
-  export const MachineActionFailedBase: Schema.TaggedErrorClass<MachineActionFailed, "MachineActionFailed", {
-    readonly _tag: Schema.tag<"MachineActionFailed">
+  export const MachineActionFailedBase: Base<MachineActionFailed, "MachineActionFailed", {
     readonly reason: Schema.Literal<["Failed", "TimeOut", "Cancelled"]>
     readonly machineActionId: typeof Schema.String
     readonly commands: Schema.Array$<typeof CommandOutcome>
@@ -740,15 +688,10 @@ export class MachineActionFailed extends ErrorBases.MachineActionFailedBase {
   }
 }
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `DeadlineExceeded` extends. */
-  export const DeadlineExceededBase: Schema.TaggedErrorClass<DeadlineExceeded, "DeadlineExceeded", {
-    readonly _tag: Schema.tag<"DeadlineExceeded">
+  export const DeadlineExceededBase: Base<DeadlineExceeded, "DeadlineExceeded", {
     readonly waitingFor: typeof Schema.String
     readonly deadlineMillis: typeof Schema.Number
     readonly lastStatus: typeof optionalString
@@ -778,15 +721,10 @@ export class DeadlineExceeded extends ErrorBases.DeadlineExceededBase {
   }
 }
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `FileDownloadError` extends. */
-  export const FileDownloadErrorBase: Schema.TaggedErrorClass<FileDownloadError, "FileDownloadError", {
-    readonly _tag: Schema.tag<"FileDownloadError">
+  export const FileDownloadErrorBase: Base<FileDownloadError, "FileDownloadError", {
     readonly reason: Schema.Literal<["Md5Mismatch", "LengthMismatch", "TooManyInterruptions", "FileSystem"]>
     readonly path: typeof Schema.String
     readonly detail: typeof Schema.String
@@ -827,15 +765,10 @@ export class FileDownloadError extends ErrorBases.FileDownloadErrorBase {
 // RateLimiterUnavailable
 // ---------------------------------------------------------------------------
 
-/**
- * The schema classes the errors extend (a namespace, so that `deno doc` sees them as public).
- *
- * @ignore
- */
+/** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `RateLimiterUnavailable` extends. */
-  export const RateLimiterUnavailableBase: Schema.TaggedErrorClass<RateLimiterUnavailable, "RateLimiterUnavailable", {
-    readonly _tag: Schema.tag<"RateLimiterUnavailable">
+  export const RateLimiterUnavailableBase: Base<RateLimiterUnavailable, "RateLimiterUnavailable", {
     readonly store: Schema.Literal<["redis"]>
     readonly detail: typeof Schema.String
   }> = Schema.TaggedError<RateLimiterUnavailable>()("RateLimiterUnavailable", {
