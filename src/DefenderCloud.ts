@@ -176,6 +176,16 @@ export const withOverrides = (
   })
 
 /**
+ * Checks a cloud built in code as configuration is checked: its API base URL and login
+ * host must be https (plain http only on loopback). The client and the login refuse a
+ * cloud that fails this before any token or secret is sent.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const validate = (cloud: DefenderCloud): Either.Either<DefenderCloud, string> => withOverrides(cloud, {})
+
+/**
  * Reads the cloud from the environment: `MDE_CLOUD` (default `commercial`),
  * then the overrides `MDE_API_URL`, `AZURE_AUTHORITY_HOST` and `MDE_SCOPE`.
  *

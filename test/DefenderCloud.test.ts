@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either } from "effect"
+import { ConfigProvider, Effect, Either, Redacted } from "effect"
+import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderCloud from "../src/DefenderCloud.ts"
+import * as LiveResponse from "../src/LiveResponse.ts"
+import { ACTION_ID, CANARY_SECRET, clientLayer, makeFake } from "./utils/fake.ts"
 
 const fromEnv = (env: Record<string, string>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
 
@@ -57,4 +60,34 @@ describe("DefenderCloud", () => {
       const unknown = yield* Effect.flip(DefenderCloud.config.pipe(fromEnv({ MDE_CLOUD: "mars" })))
       expect(String(unknown)).toContain("unknown cloud")
     }))
+})
+
+describe("a cloud built in code", () => {
+  const plainHttp: DefenderCloud.DefenderCloud = { ...DefenderCloud.commercial, apiBaseUrl: "http://api.example.test" }
+
+  it("is validated like configuration", () => {
+    expect(Either.isLeft(DefenderCloud.validate(plainHttp))).toBe(true)
+    expect(Either.isLeft(DefenderCloud.validate({ ...DefenderCloud.commercial, authorityHost: "http://login.example.test" })))
+      .toBe(true)
+    expect(DefenderCloud.validate({ ...DefenderCloud.commercial, apiBaseUrl: "http://127.0.0.1:8080/" })).toEqual(
+      Either.right({ ...DefenderCloud.commercial, apiBaseUrl: "http://127.0.0.1:8080" })
+    )
+  })
+
+  it.effect("with a plain-http API off loopback is refused before a token or secret is sent", () => {
+    const fake = makeFake(() => new Response("{}", { status: 500 }))
+    const auth = DefenderAuth.layerClientSecret({
+      tenantId: "t",
+      clientId: "c",
+      clientSecret: Redacted.make(CANARY_SECRET),
+      cloud: plainHttp
+    })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: 0 }))
+      expect(error._tag === "InvalidArgument" && error.argument).toBe("cloud.apiBaseUrl")
+      expect(error.message).toContain("must use https")
+      // Nothing at all went out: no token request (with the secret), no API call (with a token).
+      expect(fake.requests).toHaveLength(0)
+    }).pipe(Effect.provide(clientLayer(fake, { client: { cloud: plainHttp }, auth })))
+  })
 })

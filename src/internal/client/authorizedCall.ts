@@ -8,7 +8,8 @@
  */
 import { HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { AuthenticationError, type DefenderError, HttpError } from "../../DefenderError.ts"
+import { validateBaseUrl } from "../../DefenderCloud.ts"
+import { AuthenticationError, type DefenderError, HttpError, InvalidArgument } from "../../DefenderError.ts"
 import type { Bucket } from "../../DefenderRateLimiter.ts"
 import { type ApiErrorInfo, apiErrorInfo, apiFailure } from "./apiFailure.ts"
 import type { ClientContext } from "./context.ts"
@@ -77,6 +78,21 @@ export const apiCall = (
   resource: string,
   bucket: Bucket = "results",
   idempotent: boolean = request.method === "GET"
+): Effect.Effect<ApiAnswer, DefenderError> =>
+  Effect.suspend(() => {
+    // A cloud built in code is checked like configuration, before a token is even asked for.
+    const base = validateBaseUrl(ctx.cloud.apiBaseUrl)
+    return base._tag === "Left"
+      ? Effect.fail(new InvalidArgument({ argument: "cloud.apiBaseUrl", detail: base.left }))
+      : retried(ctx, request, resource, bucket, idempotent)
+  })
+
+const retried = (
+  ctx: ClientContext,
+  request: HttpClientRequest.HttpClientRequest,
+  resource: string,
+  bucket: Bucket,
+  idempotent: boolean
 ): Effect.Effect<ApiAnswer, DefenderError> =>
   retrying(
     (attempts) =>
