@@ -299,6 +299,63 @@ describe("DefenderSimulator machine actions", () => {
     }))
 })
 
+describe("DefenderSimulator request bodies, as case-sensitive as the API", () => {
+  const errorOf = (response: Response) =>
+    Effect.promise(() => response.json() as Promise<{ error: { code: string; message: string } }>)
+
+  it.effect("a cancel body with `comment` for `Comment` is refused, and the action keeps running", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      const started = yield* call(sim, "/api/machines/m1/runliveresponse", {
+        method: "POST",
+        body: JSON.stringify({ Commands: [{ type: "RunScript", params: [{ key: "ScriptName", value: "a.ps1" }] }], Comment: "t" })
+      })
+      const { id } = (yield* Effect.promise(() => started.json())) as { id: string }
+      const wrong = yield* call(sim, `/api/machineactions/${id}/cancel`, { method: "POST", body: "{\"comment\":\"stop\"}" })
+      expect(wrong.status).toBe(400)
+      expect((yield* errorOf(wrong)).error.message).toBe("Property names are case-sensitive: Comment, not comment")
+      const missing = yield* call(sim, `/api/machineactions/${id}/cancel`, { method: "POST", body: "{}" })
+      expect(missing.status).toBe(400)
+      const right = yield* call(sim, `/api/machineactions/${id}/cancel`, { method: "POST", body: "{\"Comment\":\"stop\"}" })
+      expect(right.status).toBe(200)
+    }))
+
+  it.effect("run live response refuses `comment`, `Type` and `Key` spelt in another case", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      const run = (body: unknown) =>
+        Effect.flatMap(
+          call(sim, "/api/machines/m1/runliveresponse", { method: "POST", body: JSON.stringify(body) }),
+          (r) => Effect.map(errorOf(r), (e) => [r.status, e.error.message] as const)
+        )
+      const params = [{ key: "ScriptName", value: "a.ps1" }]
+      expect(yield* run({ Commands: [{ type: "RunScript", params }], comment: "t" })).toEqual([
+        400,
+        "Property names are case-sensitive: Comment, not comment"
+      ])
+      expect((yield* run({ Commands: [{ Type: "RunScript", params }], Comment: "t" }))[1]).toContain("type, not Type")
+      expect((yield* run({ Commands: [{ type: "RunScript", params: [{ Key: "ScriptName", value: "a" }] }], Comment: "t" }))[1])
+        .toContain("key, not Key")
+      expect(sim.count("runLiveResponse", 201)).toBe(0)
+    }))
+
+  it.effect("an upload with `description` for `Description` is refused and nothing is stored", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make()
+      const form = new FormData()
+      form.append("file", new Blob(["Write-Output 1"]), "a.ps1")
+      form.append("description", "lower-case")
+      const wrong = yield* call(sim, "/api/libraryfiles", { method: "POST", body: form })
+      expect(wrong.status).toBe(400)
+      expect((yield* errorOf(wrong)).error.message).toBe("Property names are case-sensitive: Description, not description")
+      // The library's own upload and cancel use the API's spelling, so the simulator takes them.
+      const uploaded = yield* LiveResponse.uploadScript({ fileName: "a.ps1", content: "Write-Output 1", description: "ok" }).pipe(
+        Effect.provide(over(sim))
+      )
+      expect(uploaded.fileName).toBe("a.ps1")
+    }))
+})
+
 describe("DefenderSimulator faults", () => {
   it.effect("with 5xx answers and dropped connections injected, the library still gets every result", () =>
     Effect.gen(function*() {

@@ -44,8 +44,7 @@ export const routeApi = (call: Call): Routed => {
   }
   const cancelled = /^\/api\/machineactions\/([^/]+)\/cancel$/.exec(path)
   if (cancelled !== null && request.method === "POST") {
-    return api("cancel", state.quotas.actions, () =>
-      Effect.sync(() => cancel(call, safeDecode(cancelled[1]!))))
+    return api("cancel", state.quotas.actions, () => cancel(call, safeDecode(cancelled[1]!)))
   }
   const get = /^\/api\/machineactions\/([^/]+)$/.exec(path)
   if (get !== null && request.method === "GET") {

@@ -5,14 +5,19 @@
  */
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
+import { misCased, misCasedAnswer } from "./bodies.ts"
 import { json, odata } from "./responses.ts"
 import type { Call } from "./state.ts"
+
+const UPLOAD_FIELDS: ReadonlyArray<string> = ["file", "Description", "ParametersDescription", "HasParameters", "OverrideIfExists"]
 
 /** @internal Answers an upload: the library file, or 400 when the name is taken and `OverrideIfExists` is not `true`. */
 export const uploadLibraryFile = ({ request, requestId, state }: Call): Effect.Effect<Response> =>
   Effect.map(
     Effect.promise(() => request.formData().catch(() => undefined)),
     (form): Response => {
+      const wrong = form === undefined ? undefined : misCased(form.keys(), UPLOAD_FIELDS)
+      if (wrong !== undefined) return misCasedAnswer(wrong, UPLOAD_FIELDS, requestId)
       const file = form?.get("file")
       if (form === undefined || file === null || file === undefined || typeof file === "string") {
         return odata(400, "InvalidRequestBody", "A multipart body with a file is required", requestId)

@@ -7,6 +7,7 @@
  */
 import { Effect } from "effect"
 import type { CommandSpec } from "../DefenderSimulator.ts"
+import { jsonObject, misCased, misCasedAnswer } from "./bodies.ts"
 import { fileContent, transcriptFor } from "./content.ts"
 import { json, odata } from "./responses.ts"
 import { type Call, putBlob, type SimAction, type State, statusAt } from "./state.ts"
@@ -58,17 +59,27 @@ export const getMachineAction = ({ now, requestId, state }: Call, id: string): R
     : json(200, actionJson(action, now))
 }
 
-/** @internal Answers `POST /api/machineactions/{id}/cancel`: only a `Pending` or `InProgress` action can be. */
-export const cancel = ({ now, requestId, state }: Call, id: string): Response => {
-  const action = state.actions.get(id)
-  if (action === undefined) return odata(404, "ResourceNotFound", "Machine action was not found", requestId)
-  const status = statusAt(action, now)
-  if (status !== "Pending" && status !== "InProgress") {
-    return odata(400, "InvalidRequest", `Machine action is already ${status}`, requestId)
-  }
-  action.cancelledAt = now
-  return json(200, actionJson(action, now))
-}
+const CANCEL_FIELDS: ReadonlyArray<string> = ["Comment"]
+
+/**
+ * @internal Answers `POST /api/machineactions/{id}/cancel` (body `{"Comment": "…"}`): only a
+ * `Pending` or `InProgress` action can be.
+ */
+export const cancel = ({ now, request, requestId, state }: Call, id: string): Effect.Effect<Response> =>
+  Effect.map(Effect.promise(() => request.text()), (text): Response => {
+    const action = state.actions.get(id)
+    if (action === undefined) return odata(404, "ResourceNotFound", "Machine action was not found", requestId)
+    const body = jsonObject(text) ?? {}
+    const wrong = misCased(Object.keys(body), CANCEL_FIELDS)
+    if (wrong !== undefined) return misCasedAnswer(wrong, CANCEL_FIELDS, requestId)
+    const status = statusAt(action, now)
+    if (status !== "Pending" && status !== "InProgress") {
+      return odata(400, "InvalidRequest", `Machine action is already ${status}`, requestId)
+    }
+    if (typeof body.Comment !== "string") return odata(400, "InvalidRequestBody", "Comment is required", requestId)
+    action.cancelledAt = now
+    return json(200, actionJson(action, now))
+  })
 
 /** @internal Answers `GET .../GetLiveResponseResultDownloadLink(index=N)`: a SAS link once the action succeeded. */
 export const resultLink = ({ now, requestId, state }: Call, id: string, index: number): Response => {
@@ -85,6 +96,24 @@ export const resultLink = ({ now, requestId, state }: Call, id: string, index: n
   return json(200, { "@odata.context": "https://api.security.microsoft.com/api/$metadata#Edm.String", value: url })
 }
 
+const RUN_FIELDS: ReadonlyArray<string> = ["Commands", "Comment"]
+const COMMAND_FIELDS: ReadonlyArray<string> = ["type", "params", "key", "value"]
+
+/** A command's or a parameter's name spelt in another case than the API's (`Type`, `Params`, `Key`…). */
+const misCasedCommand = (commands: unknown): string | undefined => {
+  if (!Array.isArray(commands)) return undefined
+  for (const command of commands) {
+    if (typeof command !== "object" || command === null) continue
+    const wrong = misCased(Object.keys(command), COMMAND_FIELDS) ??
+      (Array.isArray(command.params)
+        ? command.params.map((p: unknown) => (typeof p === "object" && p !== null ? misCased(Object.keys(p), COMMAND_FIELDS) : undefined))
+          .find((w: string | undefined) => w !== undefined)
+        : undefined)
+    if (wrong !== undefined) return wrong
+  }
+  return undefined
+}
+
 /**
  * @internal Answers `POST /api/machines/{id}/runliveresponse`: a new action, one at a time per
  * machine. A parameter with "fail" in it makes the action end `Failed` with no results, one
@@ -92,15 +121,10 @@ export const resultLink = ({ now, requestId, state }: Call, id: string, index: n
  */
 export const runLiveResponse = ({ now, request, requestId, state }: Call, machineId: string): Effect.Effect<Response> =>
   Effect.map(Effect.promise(() => request.text()), (text): Response => {
-    let body: { Commands?: unknown; Comment?: unknown }
-    try {
-      body = JSON.parse(text)
-    } catch {
-      return odata(400, "InvalidRequestBody", "The request body is not valid JSON", requestId)
-    }
-    if (typeof body !== "object" || body === null) {
-      return odata(400, "InvalidRequestBody", "The request body must be a JSON object", requestId)
-    }
+    const body = jsonObject(text)
+    if (body === undefined) return odata(400, "InvalidRequestBody", "The request body must be a JSON object", requestId)
+    const wrong = misCased(Object.keys(body), RUN_FIELDS) ?? misCasedCommand(body.Commands)
+    if (wrong !== undefined) return misCasedAnswer(wrong, [...RUN_FIELDS, ...COMMAND_FIELDS], requestId)
     const commands = Array.isArray(body.Commands) ? body.Commands : undefined
     const valid = commands !== undefined && commands.length > 0 && commands.every((c: any) =>
       (c?.type === "RunScript" || c?.type === "GetFile" || c?.type === "PutFile") && Array.isArray(c.params) &&
