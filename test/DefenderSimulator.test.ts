@@ -451,6 +451,7 @@ describe("DefenderSimulator odd input", () => {
     }))
 })
 
+// Served on a real socket, so these run on the real clock (`it.live`); none waits on a timer.
 describe("DefenderSimulator.serve", () => {
   it.live("a request the web Request cannot hold is a 400, not a crash", () =>
     Effect.gen(function*() {

@@ -1,6 +1,8 @@
 /**
  * The library over the real `FetchHttpClient`, against HTTP servers on
  * 127.0.0.1: what actually goes over the wire.
+ *
+ * Real servers answer over real sockets, so these tests run on the real clock (`it.live`); none waits on a timer.
  */
 import { FetchHttpClient } from "@effect/platform"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
