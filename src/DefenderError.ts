@@ -321,22 +321,25 @@ export class DownloadRefused extends ErrorBases.DownloadRefusedBase {
  * - `BlobNotFound`: the storage has no file behind the link.
  * - `Forbidden`: the storage refused the link for another reason.
  * - `InvalidLink`: the API's answer did not hold a usable link.
+ * - `ClockSkew`: the storage refused the link's time frame, but the times it (or the link) gives
+ *   show clocks that disagree — a link not valid yet, or one the storage calls expired while this
+ *   machine's clock says it has long to run — so a re-created link would be refused too.
  *
  * @since 0.1.0
  * @category models
  */
-export type ResultLinkErrorReason = "Expired" | "BlobNotFound" | "Forbidden" | "InvalidLink"
+export type ResultLinkErrorReason = "Expired" | "BlobNotFound" | "Forbidden" | "InvalidLink" | "ClockSkew"
 
 /** More of the schema bases. @ignore */
 export namespace ErrorBases {
   /** The schema class `ResultLinkError` extends. */
   export const ResultLinkErrorBase: Base<ResultLinkError, "ResultLinkError", {
-    readonly reason: Schema.Literal<["Expired", "BlobNotFound", "Forbidden", "InvalidLink"]>
+    readonly reason: Schema.Literal<["Expired", "BlobNotFound", "Forbidden", "InvalidLink", "ClockSkew"]>
     readonly status: typeof optionalNumber
     readonly storageCode: typeof optionalString
     readonly detail: typeof optionalString
   }> = Schema.TaggedError<ResultLinkError>()("ResultLinkError", {
-    reason: Schema.Literal("Expired", "BlobNotFound", "Forbidden", "InvalidLink"),
+    reason: Schema.Literal("Expired", "BlobNotFound", "Forbidden", "InvalidLink", "ClockSkew"),
     status: optionalNumber,
     storageCode: optionalString,
     detail: optionalString
@@ -367,6 +370,8 @@ export class ResultLinkError extends ErrorBases.ResultLinkErrorBase {
         return `The storage refused the result link${ids}`
       case "InvalidLink":
         return `The Defender API did not answer with a usable download link${ids}`
+      case "ClockSkew":
+        return `The storage refused the result link's time frame, and the storage's clock and this machine's disagree: check this machine's clock (is it synchronised?); a re-created link would be refused the same way${ids}`
     }
   }
 }

@@ -138,6 +138,62 @@ describe("LiveResponse.getTranscript", () => {
     }).pipe(Effect.provide(clientLayer(fake)))
   })
 
+  // Real storage's two wordings of a refused time frame, with the clocks disagreeing: the link
+  // is not valid yet (Current < Start), or the storage's time is past an expiry this machine's
+  // clock (the TestClock, at 2021-02-04T16:00Z) says is still 13 minutes away.
+  const skewed = {
+    "not valid yet": "Signature not valid in the specified time frame: Start [Thu, 04 Feb 2021 16:10:00 GMT] - Expiry [Thu, 04 Feb 2021 16:40:00 GMT] - Current [Thu, 04 Feb 2021 15:58:00 GMT]",
+    "storage ahead": "Signed expiry time [Thu, 04 Feb 2021 16:13:50 GMT] must be after signed start time [Thu, 04 Feb 2021 17:30:00 GMT]"
+  }
+  for (const [what, message] of Object.entries(skewed)) {
+    it.effect(`a refused time frame from clocks that disagree (${what}) is ClockSkew, with no re-created link`, () => {
+      const fake = happy(() => storageError(403, "AuthenticationFailed", `Server failed to authenticate the request. ${message}`))
+      return Effect.gen(function*() {
+        yield* TestClock.setTime(Date.parse("2021-02-04T16:00:00Z"))
+        const error = yield* Effect.flip(LiveResponse.getTranscript(ref))
+        expect(error._tag === "ResultLinkError" && [error.reason, error.storageCode]).toEqual(["ClockSkew", "AuthenticationFailed"])
+        expect(error.message).toContain("check this machine's clock")
+        expect(error.message).toContain("this machine's time is 2021-02-04T16:00:00.000Z")
+        expect(error.message.includes(decodeURIComponent(CANARY_SIG))).toBe(false)
+        // One link, one download: a re-created link would be refused the same way.
+        expect(apiCalls(fake)).toHaveLength(1)
+        expect(fake.to(BLOB_HOST)).toHaveLength(1)
+      }).pipe(Effect.provide(clientLayer(fake)))
+    })
+  }
+
+  it.effect("a link whose st= is still in the future by this machine's clock is ClockSkew too", () => {
+    const fake = makeFake((req) =>
+      req.url.host === BLOB_HOST
+        ? storageError(403, "AuthorizationFailure", "This request is not authorized to perform this operation.")
+        : linkResponse(`${blobUrl()}&st=2021-02-04T16%3A20%3A00Z`)
+    )
+    return Effect.gen(function*() {
+      yield* TestClock.setTime(Date.parse("2021-02-04T16:00:00Z"))
+      const error = yield* Effect.flip(LiveResponse.getTranscript(ref))
+      expect(error._tag === "ResultLinkError" && error.reason).toBe("ClockSkew")
+      expect(error._tag === "ResultLinkError" && error.detail).toBe(
+        "the link starts at 2021-02-04T16:20:00.000Z, in the future; this machine's time is 2021-02-04T16:00:00.000Z"
+      )
+      expect(apiCalls(fake)).toHaveLength(1)
+    }).pipe(Effect.provide(clientLayer(fake)))
+  })
+
+  it.effect("a link that really expired (the storage's time agrees with this machine's) is still re-created", () => {
+    let downloads = 0
+    const fake = makeFake((req) => {
+      if (req.url.host !== BLOB_HOST) return linkResponse(blobUrl())
+      return ++downloads === 1
+        ? storageError(403, "AuthenticationFailed", "Signed expiry time [Thu, 04 Feb 2021 16:13:50 GMT] must be after signed start time [Thu, 04 Feb 2021 16:20:00 GMT]")
+        : new Response(SEED_TRANSCRIPT)
+    })
+    return Effect.gen(function*() {
+      yield* TestClock.setTime(Date.parse("2021-02-04T16:20:00Z"))
+      yield* LiveResponse.getTranscript(ref)
+      expect(apiCalls(fake)).toHaveLength(2)
+    }).pipe(Effect.provide(clientLayer(fake)))
+  })
+
   it.effect("a 404 BlobNotFound is a typed error and is not retried", () => {
     const fake = happy(() => storageError(404, "BlobNotFound", "The specified blob does not exist."))
     return Effect.gen(function*() {

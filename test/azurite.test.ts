@@ -2,6 +2,8 @@
  * Expired result links against a real Azure Storage emulator (Azurite) with real SAS
  * signatures, and a fake Defender API on 127.0.0.1 that hands the links out. A link is made
  * already expired (`expiresOn` in the past) instead of waiting for one to expire.
+ * `it.live`, not the TestClock: the SAS times are checked against Azurite's wall clock, so the
+ * client's clock must be the same wall clock (every retry here is zero-delay, nothing waits).
  */
 import { FetchHttpClient } from "@effect/platform"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -37,6 +39,8 @@ let tempDir = ""
 
 const expiredLink = (blob: string) =>
   azurite.sasUrl(CONTAINER, blob, new Date(Date.now() - 2 * HOUR), new Date(Date.now() - HOUR))
+const notYetValidLink = (blob: string) =>
+  azurite.sasUrl(CONTAINER, blob, new Date(Date.now() + HOUR), new Date(Date.now() + 2 * HOUR))
 const validLink = (blob: string) =>
   azurite.sasUrl(CONTAINER, blob, new Date(Date.now() - 5 * 60 * 1000), new Date(Date.now() + 30 * 60 * 1000))
 
@@ -114,7 +118,7 @@ const client = (downloadHosts: ReadonlyArray<string> = ["127.0.0.1"]) =>
 const ref = { machineActionId: ACTION_ID, index: 0 }
 
 describe("expired links against Azurite", () => {
-  it.effect("premise: Azurite answers an expired SAS with 403 AuthorizationFailure, a valid one with the blob", () =>
+  it.live("premise: Azurite answers an expired SAS with 403 AuthorizationFailure, a valid one with the blob", () =>
     Effect.gen(function*() {
       const blob = yield* upload("premise")
       const expired = yield* Effect.promise(() => fetch(expiredLink(blob)))
@@ -126,7 +130,7 @@ describe("expired links against Azurite", () => {
       expect(yield* seenBy(blob)).toEqual(["GET 403", "GET 200"])
     }))
 
-  it.effect("getTranscript: an expired link is re-created once and the transcript arrives", () =>
+  it.live("getTranscript: an expired link is re-created once and the transcript arrives", () =>
     Effect.gen(function*() {
       const blob = yield* upload("recreated")
       yield* script(expiredLink(blob), validLink(blob))
@@ -139,7 +143,7 @@ describe("expired links against Azurite", () => {
       expect(yield* seenBy(blob)).toEqual(["GET 403", "GET 200"])
     }))
 
-  it.effect("a link that is expired every time ends in ResultLinkError Expired, without its signature", () =>
+  it.live("a link that is expired every time ends in ResultLinkError Expired, without its signature", () =>
     Effect.gen(function*() {
       const blob = yield* upload("always-expired")
       handedOut.length = 0
@@ -161,7 +165,23 @@ describe("expired links against Azurite", () => {
       expect(shown.includes("sig=")).toBe(false)
     }))
 
-  it.effect("a valid link to a blob that is not there is BlobNotFound, with no re-created link", () =>
+  it.live("a SAS that starts in the future is ClockSkew (this machine's clock named), with no re-created link", () =>
+    Effect.gen(function*() {
+      const blob = yield* upload("not-yet-valid")
+      handedOut.length = 0
+      yield* script(notYetValidLink(blob), validLink(blob))
+      const error = yield* Effect.flip(LiveResponse.getTranscript(ref).pipe(Effect.provide(client())))
+      expect(error._tag === "ResultLinkError" && [error.reason, error.storageCode]).toEqual(["ClockSkew", "AuthorizationFailure"])
+      expect(error.message).toContain("check this machine's clock")
+      expect(error.message).toMatch(/the link starts at \S+, in the future; this machine's time is /)
+      // Azurite refused it once; the second scripted link is never asked for.
+      expect(linkCalls).toHaveLength(1)
+      expect(yield* seenBy(blob)).toEqual(["GET 403"])
+      const sig = new URL(handedOut[0]!).searchParams.get("sig")!
+      expect([error.message, JSON.stringify(error)].join("\n").includes(sig)).toBe(false)
+    }))
+
+  it.live("a valid link to a blob that is not there is BlobNotFound, with no re-created link", () =>
     Effect.gen(function*() {
       yield* script(validLink(MISSING))
       const error = yield* Effect.flip(LiveResponse.getTranscript(ref).pipe(Effect.provide(client())))
@@ -170,7 +190,7 @@ describe("expired links against Azurite", () => {
       expect(yield* seenBy(MISSING)).toEqual(["GET 404"])
     }))
 
-  it.effect("without 127.0.0.1 on the download allow-list, Azurite is never contacted", () =>
+  it.live("without 127.0.0.1 on the download allow-list, Azurite is never contacted", () =>
     Effect.gen(function*() {
       const blob = yield* upload("not-allowed")
       yield* script(validLink(blob))
@@ -180,7 +200,7 @@ describe("expired links against Azurite", () => {
       expect(yield* seenBy(blob)).toEqual([])
     }))
 
-  it.effect("downloadToFile (configured from MDE_API_URL / MDE_DOWNLOAD_HOSTS): a new link on expiry, MD5 verified", () =>
+  it.live("downloadToFile (configured from MDE_API_URL / MDE_DOWNLOAD_HOSTS): a new link on expiry, MD5 verified", () =>
     Effect.gen(function*() {
       const blob = yield* upload("to-file")
       yield* script(expiredLink(blob), validLink(blob))

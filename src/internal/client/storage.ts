@@ -7,7 +7,7 @@
  * @internal
  */
 import { HttpClientRequest, type HttpClientResponse } from "@effect/platform"
-import { Cause, Duration, Effect, Redacted, Stream } from "effect"
+import { Cause, Clock, Duration, Effect, Redacted, Stream } from "effect"
 import type { CommandRef, ResultLink } from "../../DefenderClient.ts"
 import { type DefenderError, DownloadRefused, HttpError, ResultLinkError } from "../../DefenderError.ts"
 import { checkSecureUrl, hostMatches, redactUrl } from "../url.ts"
@@ -40,6 +40,46 @@ const checkDownloadUrl = (ctx: ClientContext, link: ResultLink): Effect.Effect<U
   return Effect.succeed(checked.right)
 }
 
+/** How far two clocks may disagree before a refused time frame is blamed on them. */
+const SKEW_TOLERANCE_MILLIS = 5 * 60 * 1000
+
+const timeOf = (text: string | undefined | null): number | undefined => {
+  if (text === undefined || text === null) return undefined
+  const millis = Date.parse(text)
+  return Number.isNaN(millis) ? undefined : millis
+}
+
+const iso = (millis: number): string => new Date(millis).toISOString()
+
+/**
+ * @internal When a refused time frame comes from clocks that disagree, what the times were;
+ * `undefined` when the link has simply expired. Read from the storage's message (real storage
+ * names its times: "Start [...] - Expiry [...] - Current [...]", or "Signed expiry time [...]
+ * must be after signed start time [...]", the start being its current time when the link has
+ * none) and from the link's own `st=`, against `now`, this machine's clock. Only times are
+ * kept, never the signature.
+ */
+export const clockSkew = (text: string, url: URL, now: number): string | undefined => {
+  const here = `this machine's time is ${iso(now)}`
+  const frame = /Start \[([^\]]+)\] - Expiry \[([^\]]+)\] - Current \[([^\]]+)\]/.exec(text)
+  const start = timeOf(frame?.[1])
+  const current = timeOf(frame?.[3])
+  if (start !== undefined && current !== undefined && current < start) {
+    return `the link starts at ${iso(start)}, after the storage's time ${iso(current)}; ${here}`
+  }
+  const order = /Signed expiry time \[([^\]]+)\] must be after signed start time \[([^\]]+)\]/.exec(text)
+  const expiry = timeOf(order?.[1])
+  const storageNow = timeOf(order?.[2]) ?? current
+  if (expiry !== undefined && storageNow !== undefined && storageNow >= expiry && now < expiry - SKEW_TOLERANCE_MILLIS) {
+    return `the storage's time ${iso(storageNow)} is past the link's expiry ${iso(expiry)}; ${here}`
+  }
+  const signedStart = timeOf(url.searchParams.get("st"))
+  if (signedStart !== undefined && signedStart > now) {
+    return `the link starts at ${iso(signedStart)}, in the future; ${here}`
+  }
+  return undefined
+}
+
 /** A storage answer other than 200/206/412 as its typed error, or `"expired"`. */
 const storageFailure = (
   response: HttpClientResponse.HttpClientResponse,
@@ -60,8 +100,10 @@ const storageFailure = (
       // the Azurite emulator answers an expired SAS with AuthorizationFailure.
       const expired = storageCode === "AuthorizationFailure" ||
         /not valid in the specified time frame|signed expiry time|has expired/i.test(text)
-      if (expired) return "expired" as const
-      return yield* new ResultLinkError({ reason: "Forbidden", status: 403, ...codeField })
+      if (!expired) return yield* new ResultLinkError({ reason: "Forbidden", status: 403, ...codeField })
+      const skew = clockSkew(text, url, yield* Clock.currentTimeMillis)
+      if (skew === undefined) return "expired" as const
+      return yield* new ResultLinkError({ reason: "ClockSkew", status: 403, ...codeField, detail: skew })
     }
     if (response.status === 404) {
       return yield* new ResultLinkError({ reason: "BlobNotFound", status: 404, ...codeField })
