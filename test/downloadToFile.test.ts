@@ -1,14 +1,16 @@
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { FileSystem } from "@effect/platform"
 import { Effect, Fiber, Layer, TestClock } from "effect"
 import { createHash } from "node:crypto"
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
+import { createTemp, tempName } from "../src/internal/client/downloadToFile.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 
 const over = (sim: DefenderSimulator.DefenderSimulator) =>
@@ -164,4 +166,74 @@ describe("LiveResponse.downloadToFile", () => {
       yield* Fiber.interrupt(fiber)
       expect(readdirSync(folder)).toEqual([])
     }))
+
+  it.effect("a symlink planted at the temporary name the old code predicted is not followed", () =>
+    Effect.gen(function*() {
+      // Math.random() named the temporary file once; pinned, its name is known in advance.
+      const random = vi.spyOn(Math, "random").mockReturnValue(0.123456789)
+      try {
+        const sim = yield* withBig()
+        const folder = dir()
+        const path = join(folder, "result.bin")
+        const victim = join(folder, "victim.txt")
+        writeFileSync(victim, "precious")
+        const predicted = `${path}.partial-${(0.123456789).toString(36).slice(2, 10)}`
+        symlinkSync(victim, predicted)
+        const saved = yield* LiveResponse.downloadToFile(ref, path).pipe(Effect.provide(over(sim)))
+        expect(saved.md5Verified).toBe(true)
+        expect(readFileSync(victim, "utf8")).toBe("precious")
+        expect(lstatSync(path).isSymbolicLink()).toBe(false)
+        expect(readFileSync(path).equals(BIG)).toBe(true)
+        expect(readlinkSync(predicted)).toBe(victim)
+        expect(readdirSync(folder).sort()).toEqual([path, predicted, victim].map((p) => p.slice(folder.length + 1)).sort())
+      } finally {
+        random.mockRestore()
+      }
+    }))
+
+  it.effect("a symlink planted at the target is replaced by the file, its target untouched", () =>
+    Effect.gen(function*() {
+      const sim = yield* withBig()
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      const victim = join(folder, "victim.txt")
+      writeFileSync(victim, "precious")
+      symlinkSync(victim, path)
+      yield* LiveResponse.downloadToFile(ref, path).pipe(Effect.provide(over(sim)))
+      expect(readFileSync(victim, "utf8")).toBe("precious")
+      expect(lstatSync(path).isSymbolicLink()).toBe(false)
+      expect(readFileSync(path).equals(BIG)).toBe(true)
+    }))
+
+  it("temporary names are crypto-random, beside the target", () => {
+    const names = new Set(Array.from({ length: 100 }, () => tempName("/x/out.bin")))
+    expect(names.size).toBe(100)
+    for (const name of names) expect(name).toMatch(/^\/x\/out\.bin\.partial-[0-9a-f]{24}$/)
+  })
+
+  it.effect("the temporary file is created exclusively: a taken name (file or symlink) is left alone, the next one used", () =>
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const folder = dir()
+      const path = join(folder, "result.bin")
+      writeFileSync(`${path}.t1`, "someone else's file")
+      writeFileSync(join(folder, "victim.txt"), "precious")
+      symlinkSync(join(folder, "victim.txt"), `${path}.t2`)
+      let n = 0
+      const temp = yield* Effect.scoped(Effect.gen(function*() {
+        const { file, temp } = yield* createTemp(fs, path, (p) => `${p}.t${++n}`)
+        yield* file.writeAll(new TextEncoder().encode("new"))
+        return temp
+      }))
+      expect(temp).toBe(`${path}.t3`)
+      expect(readFileSync(`${path}.t1`, "utf8")).toBe("someone else's file")
+      expect(readFileSync(join(folder, "victim.txt"), "utf8")).toBe("precious")
+      expect(readFileSync(`${path}.t3`, "utf8")).toBe("new")
+
+      // Every name taken: a typed error after a few tries, and nothing removed.
+      const error = yield* Effect.flip(Effect.scoped(createTemp(fs, path, () => `${path}.t1`)))
+      expect(error).toMatchObject({ _tag: "FileDownloadError", reason: "FileSystem", path })
+      expect(error.detail).toContain("already existed")
+      expect(readFileSync(`${path}.t1`, "utf8")).toBe("someone else's file")
+    }).pipe(Effect.provide(NodeFileSystem.layer)))
 })

@@ -2,13 +2,15 @@
  * `downloadToFile`: one result saved to disk with constant memory. The bytes go
  * to a temporary file beside the target, renamed into place only when complete
  * and verified, and removed on any failure or interruption; a broken connection
- * is resumed (see `resume.ts` for each decision), an expired link re-created.
+ * is resumed (see `resume.ts` for each decision), an expired link re-created. The
+ * temporary file has a crypto-random name and is created exclusively, so a file or
+ * symlink planted beside the target is never written through.
  *
  * @internal
  */
 import { FileSystem } from "@effect/platform"
-import { Effect, Stream } from "effect"
-import { createHash, type Hash } from "node:crypto"
+import { Effect, Exit, Scope, Stream } from "effect"
+import { createHash, type Hash, randomBytes } from "node:crypto"
 import type { CommandRef, SavedFile, SaveOptions } from "../../DefenderClient.ts"
 import { type DefenderError, FileDownloadError, ResultLinkError } from "../../DefenderError.ts"
 import type { ClientContext } from "./context.ts"
@@ -19,37 +21,78 @@ import { body, openLink } from "./storage.ts"
 /** How often one download may re-create its link (it may expire more than once in a long download). */
 const MAX_RENEWALS = 5
 
+/** How many crypto-random names `createTemp` tries before it gives up (each taken one is left alone). */
+const MAX_TEMP_NAMES = 5
+
+/** @internal A temporary name beside `path` that nobody can predict. */
+export const tempName = (path: string): string => `${path}.partial-${randomBytes(12).toString("hex")}`
+
 /**
- * Writes `temp` through `save`, then renames it to `path` in the same protected region, so
- * neither a failure nor an interruption can leave the temporary file behind.
+ * @internal Creates a new temporary file beside `path`, exclusively (`wx`): an existing path
+ * there — a file, or a symlink planted to redirect the write — fails the open instead of being
+ * followed or truncated, and another name is tried. The file is closed when the scope closes.
+ */
+export const createTemp = (
+  fs: FileSystem.FileSystem,
+  path: string,
+  nextName: (path: string) => string = tempName
+): Effect.Effect<{ readonly temp: string; readonly file: FileSystem.File }, FileDownloadError, Scope.Scope> =>
+  Effect.gen(function*() {
+    for (let attempt = 1; attempt <= MAX_TEMP_NAMES; attempt++) {
+      const temp = nextName(path)
+      const opened = yield* Effect.either(fs.open(temp, { flag: "wx" }))
+      if (opened._tag === "Right") return { temp, file: opened.right }
+      if (opened.left._tag !== "SystemError" || opened.left.reason !== "AlreadyExists") {
+        return yield* new FileDownloadError({ reason: "FileSystem", path, detail: opened.left.message.slice(0, 200) })
+      }
+    }
+    return yield* new FileDownloadError({
+      reason: "FileSystem",
+      path,
+      detail: `${MAX_TEMP_NAMES} temporary names beside it already existed`
+    })
+  })
+
+/**
+ * Creates the temporary file, writes it through `save`, closes it and renames it to `path`
+ * (a rename replaces whatever is at `path`, a symlink included, and never writes through it).
+ * The file is created while uninterruptible and removed on any failure or interruption, so
+ * nothing is left behind; a path that existed before (a taken name) is never removed.
  */
 const intoPlace = <A>(
   fs: FileSystem.FileSystem,
   path: string,
-  save: (temp: string) => Effect.Effect<A, DefenderError>
-): Effect.Effect<A, DefenderError> => {
-  const temp = `${path}.partial-${Math.random().toString(36).slice(2, 10)}`
-  const renamed = fs.rename(temp, path).pipe(
-    Effect.mapError((e) => new FileDownloadError({ reason: "FileSystem", path, detail: e.message.slice(0, 200) }))
+  save: (file: FileSystem.File) => Effect.Effect<A, DefenderError>
+): Effect.Effect<A, DefenderError> =>
+  Effect.acquireUseRelease(
+    Effect.flatMap(Scope.make(), (scope) =>
+      createTemp(fs, path).pipe(
+        Scope.extend(scope),
+        Effect.map((created) => ({ ...created, scope })),
+        Effect.onError((cause) => Scope.close(scope, Exit.failCause(cause)))
+      )),
+    ({ file, scope, temp }) =>
+      Effect.zipLeft(
+        Effect.ensuring(save(file), Scope.close(scope, Exit.void)),
+        fs.rename(temp, path).pipe(
+          Effect.mapError((e) => new FileDownloadError({ reason: "FileSystem", path, detail: e.message.slice(0, 200) }))
+        )
+      ),
+    ({ scope, temp }, exit) =>
+      Effect.zipRight(Scope.close(scope, exit), Exit.isFailure(exit) ? fs.remove(temp).pipe(Effect.ignore) : Effect.void)
   )
-  return Effect.zipLeft(save(temp), renamed).pipe(
-    Effect.onExit((exit) => (exit._tag === "Failure" ? fs.remove(temp).pipe(Effect.ignore) : Effect.void))
-  )
-}
 
 /** The download loop over an open file: ask, decide, write, resume, until done. */
 const saveTo = (
   ctx: ClientContext,
-  fs: FileSystem.FileSystem,
   ref: CommandRef,
   path: string,
-  temp: string,
+  file: FileSystem.File,
   maxInterruptions: number
 ): Effect.Effect<SavedFile, DefenderError> =>
-  Effect.scoped(Effect.gen(function*() {
+  Effect.gen(function*() {
     const fail = (reason: FileDownloadError["reason"], detail: string) => new FileDownloadError({ reason, path, detail })
     const fileError = (e: { readonly message: string }) => fail("FileSystem", e.message.slice(0, 200))
-    const file = yield* fs.open(temp, { flag: "w" }).pipe(Effect.mapError(fileError))
     const linkFor = getResultLink(ctx)
     let link = yield* linkFor(ref)
     let renewals = 0
@@ -101,7 +144,7 @@ const saveTo = (
     const mismatch = verify(state, hash.digest("base64"))
     if (mismatch !== undefined) return yield* fail(mismatch.reason, mismatch.detail)
     return { path, bytes: state.offset, md5Verified: state.md5 !== undefined, resumes: interruptions } satisfies SavedFile
-  }))
+  })
 
 /** @internal `DefenderClient.downloadToFile`. */
 export const downloadToFile = (ctx: ClientContext): (
@@ -113,5 +156,5 @@ export const downloadToFile = (ctx: ClientContext): (
     const fs = yield* FileSystem.FileSystem
     yield* Effect.annotateCurrentSpan({ "mde.machine_action_id": ref.machineActionId, "mde.command_index": ref.index })
     const maxInterruptions = options?.maxInterruptions ?? 10
-    return yield* intoPlace(fs, path, (temp) => saveTo(ctx, fs, ref, path, temp, maxInterruptions))
+    return yield* intoPlace(fs, path, (file) => saveTo(ctx, ref, path, file, maxInterruptions))
   })
