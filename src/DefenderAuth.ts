@@ -18,28 +18,12 @@
  * @module
  * @since 0.1.0
  */
-import { HttpClient, HttpClientRequest } from "@effect/platform"
-import type { HttpClientResponse } from "@effect/platform"
-import {
-  Clock,
-  Config,
-  type ConfigError,
-  Context,
-  Duration,
-  Effect,
-  Deferred,
-  Exit,
-  FiberId,
-  Layer,
-  Option,
-  Redacted,
-  Schedule,
-  Schema,
-  type Scope
-} from "effect"
+import { HttpClient } from "@effect/platform"
+import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Option, Redacted, type Scope } from "effect"
 import * as DefenderCloud from "./DefenderCloud.ts"
 import { AuthenticationError } from "./DefenderError.ts"
-import { noRedirects } from "./internal/noRedirects.ts"
+import * as cache from "./internal/auth/cache.ts"
+import * as tokenRequest from "./internal/auth/tokenRequest.ts"
 
 /**
  * Yields bearer tokens for the Defender API.
@@ -79,6 +63,11 @@ export interface IssuedToken {
   readonly token: Redacted.Redacted<string>
   /** When it expires, in epoch milliseconds. */
   readonly expiresAt: number
+  /**
+   * When to start refreshing it, in epoch milliseconds (the token answer's `refresh_in`);
+   * when absent, or later than the refresh margin, the margin decides.
+   */
+  readonly refreshAt?: number | undefined
 }
 
 /**
@@ -95,18 +84,17 @@ export const REFRESH_MARGIN: Duration.Duration = Duration.minutes(5)
  * @since 0.1.0
  * @category constants
  */
-export const TOKEN_REQUEST_TIMEOUT: Duration.Duration = Duration.seconds(30)
-
-interface CachedToken extends IssuedToken {
-  readonly refreshAt: number
-}
+export const TOKEN_REQUEST_TIMEOUT: Duration.Duration = tokenRequest.REQUEST_TIMEOUT
 
 /**
- * Builds a `DefenderAuth` around a token source: caches the token until the
- * refresh margin before its expiry, and makes concurrent callers share one
- * request — its success and its failure alike. The request runs in the
- * layer's scope, so a caller that gives up (a timeout, an interruption) does
- * not cancel it for the others.
+ * Builds a `DefenderAuth` around a token source, with a cache and one shared request.
+ * A token is handed out as it is until its refresh time (the refresh margin before its
+ * expiry, or the source's own `refreshAt`); from then until it expires callers still get
+ * it at once while one background refresh runs, and a failed refresh fails nobody (the
+ * next is tried after a backoff). Only a caller with no valid token waits, sharing the
+ * request in flight with the others — its success and its failure alike. Requests run in
+ * the layer's scope, so a caller that gives up (a timeout, an interruption) does not
+ * cancel one for the others.
  *
  * @since 0.1.0
  * @category constructors
@@ -114,52 +102,7 @@ interface CachedToken extends IssuedToken {
 export const makeCached = (
   issue: Effect.Effect<IssuedToken, AuthenticationError>
 ): Effect.Effect<DefenderAuth, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const margin = Duration.toMillis(REFRESH_MARGIN)
-    let cached: CachedToken | undefined
-    let inflight: Deferred.Deferred<Redacted.Redacted<string>, AuthenticationError> | undefined
-
-    const request = Effect.gen(function*() {
-      const issued = yield* issue
-      const now = yield* Clock.currentTimeMillis
-      // Short-lived tokens (under 10 minutes) are kept for half their life instead.
-      const refreshAt = issued.expiresAt - Math.min(margin, Math.max(0, issued.expiresAt - now) / 2)
-      cached = { ...issued, refreshAt }
-      return issued.token
-    })
-
-    // Decided synchronously, so two callers can never both start a request; only
-    // the wait is interruptible, so an inflight request is always started once announced.
-    const join = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        if (cached !== undefined && now < cached.refreshAt) return Effect.succeed(cached.token)
-        if (inflight !== undefined) return restore(Deferred.await(inflight))
-        const deferred = Deferred.unsafeMake<Redacted.Redacted<string>, AuthenticationError>(FiberId.none)
-        inflight = deferred
-        const settle = (exit: Exit.Exit<Redacted.Redacted<string>, AuthenticationError>) => {
-          if (inflight === deferred) inflight = undefined
-          return Deferred.done(deferred, exit)
-        }
-        return request.pipe(
-          Effect.onExit(settle),
-          // A fiber forked here would inherit the uninterruptible region, and then no
-          // timeout inside the request could cut it short.
-          Effect.interruptible,
-          Effect.forkIn(scope),
-          Effect.zipRight(restore(Deferred.await(deferred)))
-        )
-      })
-    )
-
-    const invalidate = (used: Redacted.Redacted<string>) =>
-      Effect.sync(() => {
-        if (cached !== undefined && Redacted.value(cached.token) === Redacted.value(used)) cached = undefined
-        return true
-      })
-
-    return DefenderAuth.of({ token: join, invalidate })
-  })
+  Effect.map(cache.make(issue, Duration.toMillis(REFRESH_MARGIN)), DefenderAuth.of)
 
 /**
  * A fixed token (for scripts that already have one, and for tests). It is never refreshed.
@@ -194,111 +137,20 @@ export interface ClientSecretOptions {
   readonly cloud?: DefenderCloud.DefenderCloud | undefined
 }
 
-const TokenResponse = Schema.Struct({
-  access_token: Schema.String,
-  expires_in: Schema.Union(Schema.Number, Schema.NumberFromString)
-})
-
-const TokenErrorBody = Schema.Struct({
-  error: Schema.optional(Schema.String),
-  error_description: Schema.optional(Schema.String),
-  error_codes: Schema.optional(Schema.Array(Schema.Number)),
-  trace_id: Schema.optional(Schema.String),
-  correlation_id: Schema.optional(Schema.String)
-})
-
-const decodeTokenError = Schema.decodeUnknownOption(TokenErrorBody)
-const decodeTokenResponse = Schema.decodeUnknownOption(TokenResponse)
-
-const unreachable = (description: string, status?: number): AuthenticationError =>
-  new AuthenticationError({
-    reason: "TokenEndpointUnreachable",
-    errorCodes: [],
-    description,
-    ...(status === undefined ? {} : { status })
-  })
-
 /**
  * Requests one token with the client-credentials grant. Exposed for callers
- * that build their own cache; most users want `layerClientSecret`.
+ * that build their own cache; most users want `layerClientSecret`. A 429, a 5xx,
+ * no answer within `TOKEN_REQUEST_TIMEOUT` or a broken answer is tried again (3
+ * attempts in all), after the endpoint's `Retry-After` when it sends one (at most
+ * 30 s), else after 0.5 s and 1 s; a refusal (`AADSTS` codes) and a redirect never are.
+ * The answer's `refresh_in` becomes `refreshAt`.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const requestClientSecretToken = (
   options: ClientSecretOptions
-): Effect.Effect<IssuedToken, AuthenticationError, HttpClient.HttpClient> =>
-  Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const cloud = options.cloud ?? DefenderCloud.commercial
-    const secret = Redacted.value(options.clientSecret)
-    // The secret must not survive in anything we return, even if Entra ID echoes it.
-    const scrub = (text: string | undefined) =>
-      text === undefined || secret === "" ? text : text.split(secret).join("<redacted>")
-    const url = `${cloud.authorityHost}/${encodeURIComponent(options.tenantId)}/oauth2/v2.0/token`
-    const request = HttpClientRequest.post(url).pipe(
-      HttpClientRequest.acceptJson,
-      HttpClientRequest.bodyUrlParams({
-        grant_type: "client_credentials",
-        client_id: options.clientId,
-        client_secret: secret,
-        scope: cloud.scope
-      })
-    )
-    const response: HttpClientResponse.HttpClientResponse = yield* client.execute(request).pipe(
-      Effect.mapError((e) => unreachable(`the token request could not be sent (${e.reason})`)),
-      // The body holds the secret: a 307/308 would send it to wherever the redirect points.
-      noRedirects
-    )
-    if (response.status >= 300 && response.status < 400) {
-      // Not retried: a redirect is the configuration's doing, not a flaky endpoint.
-      return yield* new AuthenticationError({
-        reason: "TokenRequestFailed",
-        status: response.status,
-        errorCodes: [],
-        error: "it answered with a redirect, which is never followed (the request holds the secret): check AZURE_AUTHORITY_HOST"
-      })
-    }
-    const body = yield* response.json.pipe(Effect.option)
-    if (response.status >= 200 && response.status < 300) {
-      const parsed = Option.flatMap(body, decodeTokenResponse)
-      if (Option.isNone(parsed)) {
-        return yield* unreachable("the token endpoint's answer holds no access_token", response.status)
-      }
-      const expiresIn = parsed.value.expires_in
-      if (!(expiresIn > 0) || !Number.isFinite(expiresIn) || parsed.value.access_token === "") {
-        return yield* unreachable("the token endpoint's answer holds no usable token or expires_in", response.status)
-      }
-      const now = yield* Clock.currentTimeMillis
-      return { token: Redacted.make(parsed.value.access_token), expiresAt: now + expiresIn * 1000 }
-    }
-    const error = Option.flatMap(body, decodeTokenError)
-    if (response.status >= 500 || Option.isNone(error)) {
-      return yield* unreachable(`the token endpoint answered HTTP ${response.status}`, response.status)
-    }
-    const e = error.value
-    return yield* new AuthenticationError({
-      reason: "TokenRequestFailed",
-      status: response.status,
-      errorCodes: e.error_codes ?? [],
-      ...(e.error === undefined ? {} : { error: e.error }),
-      ...(e.error_description === undefined ? {} : { description: scrub(e.error_description)! }),
-      ...(e.trace_id === undefined ? {} : { traceId: e.trace_id }),
-      ...(e.correlation_id === undefined ? {} : { correlationId: e.correlation_id })
-    })
-  }).pipe(
-    Effect.timeoutFail({
-      duration: TOKEN_REQUEST_TIMEOUT,
-      onTimeout: () => unreachable(`no answer within ${Duration.format(TOKEN_REQUEST_TIMEOUT)}`)
-    }),
-    // A flaky token endpoint is retried twice; a refusal (wrong secret…) never is.
-    Effect.retry({
-      schedule: Schedule.exponential("500 millis"),
-      times: 2,
-      while: (e) => e.reason === "TokenEndpointUnreachable"
-    }),
-    Effect.withSpan("DefenderAuth.requestToken", { attributes: { "mde.tenant_id": options.tenantId } })
-  )
+): Effect.Effect<IssuedToken, AuthenticationError, HttpClient.HttpClient> => tokenRequest.requestToken(options)
 
 /**
  * Logs in with a client secret (client-credentials grant against

@@ -1,6 +1,6 @@
 import { HttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Config, ConfigProvider, Effect, Fiber, Layer, Redacted, TestClock } from "effect"
+import { Config, ConfigProvider, Duration, Effect, Fiber, Layer, Option, Redacted, TestClock } from "effect"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderCloud from "../src/DefenderCloud.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
@@ -10,6 +10,7 @@ import {
   BLOB_HOST,
   blobUrl,
   CANARY_SECRET,
+  CANARY_TOKEN,
   clientLayer,
   json,
   linkResponse,
@@ -100,7 +101,12 @@ describe("DefenderAuth.layerClientSecret", () => {
       expect(Redacted.value(yield* auth.token)).toBe("token-1")
       yield* TestClock.adjust("54 minutes")
       expect(Redacted.value(yield* auth.token)).toBe("token-1")
+      expect(fake.requests).toHaveLength(1)
       yield* TestClock.adjust("61 seconds")
+      // Inside the margin: the cached token still, and the refresh in the background.
+      expect(Redacted.value(yield* auth.token)).toBe("token-1")
+      yield* TestClock.adjust("1 second")
+      expect(fake.requests.map((r) => r.at)).toEqual([0, 55 * 60_000 + 1000])
       expect(Redacted.value(yield* auth.token)).toBe("token-2")
       expect(fake.requests).toHaveLength(2)
     }).pipe(
@@ -249,6 +255,205 @@ describe("DefenderAuth.layerClientSecret", () => {
       Effect.provide(DefenderAuth.layerClientSecret(options)),
       Effect.provideService(HttpClient.HttpClient, fake.client)
     )
+  })
+})
+
+/** Runs `effect` while the TestClock moves on by `wait`: its result, or "still waiting". */
+const within = <A, E>(effect: Effect.Effect<A, E>, wait: Duration.DurationInput) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(effect)
+    yield* TestClock.adjust(wait)
+    const exit = yield* Fiber.poll(fiber)
+    if (Option.isNone(exit)) {
+      yield* Fiber.interrupt(fiber)
+      return "still waiting" as const
+    }
+    return yield* exit.value
+  })
+
+const shown = (token: Redacted.Redacted<string> | string) => typeof token === "string" ? token : Redacted.value(token)
+
+// A 3600 s token issued at 0 is refreshed from 55:00 on; at 3301 s it has 4 min 59 s left.
+const IN_MARGIN = "3301 seconds"
+
+describe("DefenderAuth refresh ahead", () => {
+  const withAuth = (fake: ReturnType<typeof makeFake>) => <A, E>(self: Effect.Effect<A, E, DefenderAuth.DefenderAuth>) =>
+    self.pipe(Effect.provide(DefenderAuth.layerClientSecret(options)), Effect.provideService(HttpClient.HttpClient, fake.client))
+
+  it.effect("a 20 s refresh does not hold the caller: inside the margin the cached token comes at once, one refresh for all", () => {
+    const fake = makeFake(() =>
+      fake.requests.length === 1
+        ? tokenAnswer(1, 3600)
+        : Effect.delay(Effect.succeed(tokenAnswer(fake.requests.length, 3600)), "20 seconds")
+    )
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      yield* auth.token
+      yield* TestClock.adjust(IN_MARGIN)
+      const tokens = yield* within(Effect.forEach(Array.from({ length: 10 }), () => auth.token, { concurrency: "unbounded" }), "1 milli")
+      expect(typeof tokens === "string" ? tokens : tokens.map(shown)).toEqual(Array(10).fill("token-1"))
+      expect(fake.requests).toHaveLength(2)
+      yield* TestClock.adjust("20 seconds")
+      expect(shown(yield* auth.token)).toBe("token-2")
+      expect(fake.requests).toHaveLength(2)
+    }).pipe(withAuth(fake))
+  })
+
+  it.effect("a call with 4:59 left and a failing token endpoint succeeds with the cached token; the error comes only once it expired", () => {
+    let down = false
+    const fake = makeFake(() => down ? json(503, {}) : tokenAnswer(fake.requests.length, 3600))
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      yield* auth.token
+      down = true
+      yield* TestClock.adjust(IN_MARGIN)
+      // Calls every 10 s until 3591 s: every one gets the cached token, none waits or fails.
+      for (let t = 3301; t < 3600; t += 10) expect(shown(yield* within(auth.token, "10 seconds"))).toBe("token-1")
+      const refreshes = fake.requests.length - 1
+      // Failed refreshes are retried, but with a backoff (5 s, doubling, at most 1 min), not on every call.
+      expect(refreshes % 3).toBe(0)
+      expect(refreshes / 3).toBeGreaterThanOrEqual(3)
+      expect(refreshes / 3).toBeLessThanOrEqual(8)
+      // Expired (3601 s): now the caller waits for a token, and sees the refresh's error.
+      const error = yield* within(Effect.flip(auth.token), "10 seconds")
+      expect(typeof error !== "string" && error.reason).toBe("TokenEndpointUnreachable")
+      down = false
+      expect(shown(yield* within(auth.token, "1 milli"))).toMatch(/^token-\d+$/)
+      expect(shown(yield* auth.token)).not.toBe("token-1")
+    }).pipe(withAuth(fake))
+  })
+
+  it.effect("refresh_in moves the refresh: at issue time + refresh_in, not 5 minutes before expiry", () => {
+    const fake = makeFake(() =>
+      json(200, { token_type: "Bearer", expires_in: 3600, refresh_in: 1800, access_token: `token-${fake.requests.length}` })
+    )
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      expect(shown(yield* auth.token)).toBe("token-1")
+      yield* TestClock.adjust("1799 seconds")
+      expect(shown(yield* auth.token)).toBe("token-1")
+      expect(fake.requests).toHaveLength(1)
+      yield* TestClock.adjust("2 seconds")
+      expect(shown(yield* auth.token)).toBe("token-1")
+      yield* TestClock.adjust("1 second")
+      expect(fake.requests.map((r) => r.at)).toEqual([0, 1801_000])
+      expect(shown(yield* auth.token)).toBe("token-2")
+    }).pipe(withAuth(fake))
+  })
+
+  it.effect("once the token has expired, a caller waits for the refresh already in flight (no second request)", () => {
+    const fake = makeFake(() =>
+      fake.requests.length === 1 ? tokenAnswer(1, 3600) : Effect.delay(Effect.succeed(tokenAnswer(2, 3600)), "25 seconds")
+    )
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      yield* auth.token
+      yield* TestClock.adjust("3599 seconds")
+      expect(shown(yield* within(auth.token, "2 seconds"))).toBe("token-1")
+      const waiting = yield* Effect.fork(auth.token)
+      yield* TestClock.adjust("22 seconds")
+      expect(Option.isNone(yield* Fiber.poll(waiting))).toBe(true)
+      yield* TestClock.adjust("1 second")
+      expect(shown(yield* Fiber.join(waiting))).toBe("token-2")
+      expect(fake.requests).toHaveLength(2)
+    }).pipe(withAuth(fake))
+  })
+
+  it.effect("invalidate drops only the failed token, and the next caller waits for a new one", () => {
+    const fake = makeFake(() => Effect.delay(Effect.succeed(tokenAnswer(fake.requests.length, 3600)), "1 second"))
+    return Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      expect(shown(yield* within(auth.token, "1 second"))).toBe("token-1")
+      yield* auth.invalidate(Redacted.make("token-0"))
+      expect(shown(yield* auth.token)).toBe("token-1")
+      expect(yield* auth.invalidate(Redacted.make("token-1"))).toBe(true)
+      expect(yield* within(auth.token, "999 millis")).toBe("still waiting")
+      expect(shown(yield* within(auth.token, "1 second"))).toBe("token-2")
+    }).pipe(withAuth(fake))
+  })
+
+  it.effect("a static token is never refreshed", () =>
+    Effect.gen(function*() {
+      const auth = yield* DefenderAuth.DefenderAuth
+      yield* TestClock.adjust("30 days")
+      expect(shown(yield* auth.token)).toBe("static-1")
+      expect(yield* auth.invalidate(Redacted.make("static-1"))).toBe(false)
+    }).pipe(Effect.provide(DefenderAuth.layerToken(Redacted.make("static-1")))))
+})
+
+describe("DefenderAuth token endpoint throttling", () => {
+  const request = (fake: ReturnType<typeof makeFake>) =>
+    Effect.provideService(DefenderAuth.requestClientSecretToken(options), HttpClient.HttpClient, fake.client)
+
+  it.effect("a 503 with Retry-After: 20 is retried after 20 s, not 0.5 s", () => {
+    const fake = makeFake(() => fake.requests.length === 1 ? json(503, {}, { "retry-after": "20" }) : tokenAnswer(2))
+    return Effect.gen(function*() {
+      const fiber = yield* Effect.fork(request(fake))
+      yield* TestClock.adjust("19 seconds")
+      expect(fake.requests).toHaveLength(1)
+      yield* TestClock.adjust("1 second")
+      expect(Redacted.value((yield* Fiber.join(fiber)).token)).toBe("token-2")
+      expect(fake.requests.map((r) => r.at)).toEqual([0, 20_000])
+    })
+  })
+
+  const throttled = (retryAfter: string) =>
+    json(429, {
+      error: "temporarily_unavailable",
+      error_description: "AADSTS50196: The server terminated an operation because it encountered a client request loop.",
+      error_codes: [50196],
+      trace_id: "trace-429"
+    }, { "retry-after": retryAfter })
+
+  it.effect("a 429 is retried after its Retry-After", () => {
+    const fake = makeFake(() => fake.requests.length === 1 ? throttled("3") : tokenAnswer(2))
+    return Effect.gen(function*() {
+      const token = yield* within(request(fake), "3 seconds")
+      expect(typeof token !== "string" && Redacted.value(token.token)).toBe("token-2")
+      expect(fake.requests.map((r) => r.at)).toEqual([0, 3000])
+    })
+  })
+
+  it.effect("a throttling endpoint is tried 3 times at most, each wait capped at 30 s", () => {
+    const fake = makeFake(() => throttled("3600"))
+    return Effect.gen(function*() {
+      const error = yield* within(Effect.flip(request(fake)), "2 minutes")
+      expect(typeof error !== "string" && [error.reason, error.status]).toEqual(["TokenEndpointUnreachable", 429])
+      expect(typeof error !== "string" && error.message).toContain("throttling")
+      expect(fake.requests.map((r) => r.at)).toEqual([0, 30_000, 60_000])
+    })
+  })
+
+  it.effect("a refusal is never retried, even with a Retry-After", () => {
+    const fake = makeFake(() =>
+      json(400, { error: "invalid_request", error_codes: [90002], error_description: "AADSTS90002: Tenant not found." }, {
+        "retry-after": "1"
+      })
+    )
+    return Effect.gen(function*() {
+      const error = yield* within(Effect.flip(request(fake)), "1 minute")
+      expect(typeof error !== "string" && [error.reason, error.errorCodes]).toEqual(["TokenRequestFailed", [90002]])
+      expect(fake.requests).toHaveLength(1)
+    })
+  })
+
+  it.effect("an answer with an access_token but no usable expires_in says so (and never shows the token)", () => {
+    let expiresIn: unknown = undefined
+    const fake = makeFake(() => json(200, { token_type: "Bearer", access_token: CANARY_TOKEN, expires_in: expiresIn }))
+    return Effect.gen(function*() {
+      for (const value of [undefined, "soon", -5, null]) {
+        expiresIn = value
+        const error = yield* within(Effect.flip(request(fake)), "10 seconds")
+        if (typeof error === "string") return expect.fail(error)
+        expect(error.reason).toBe("TokenEndpointUnreachable")
+        expect(error.message).toContain("no usable expires_in")
+        expect(error.message).not.toContain("holds no access_token")
+        expect(`${error.message} ${JSON.stringify(error)}`).not.toContain(CANARY_TOKEN)
+      }
+      expiresIn = undefined
+      const missing = yield* within(Effect.flip(request(makeFake(() => json(200, { expires_in: 3599 })))), "10 seconds")
+      expect(typeof missing !== "string" && missing.message).toContain("holds no access_token")
+    })
   })
 })
 
