@@ -9,11 +9,23 @@
  * No item can hang the batch: each attempt, and each pause in a transcript's
  * body, is bounded by the client's `timeout` (`MDE_TIMEOUT`, default 30 s), so a
  * trickling body is answered with an `HttpError` ("the body stalled for …").
+ *
+ * Every line is answered even when the infrastructure fails, but such a run does not
+ * exit 0: when any input failed for a reason outside it (the shared budget's Redis or
+ * the token endpoint unreachable), stderr says how many, and the batch fails with the
+ * first such error (exit 16 or 4), so a pipeline can tell "done" from "try again".
  */
 import { Command, Options } from "@effect/cli"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Cause, Chunk, Clock, Effect, Fiber, Option, Schedule, Stream } from "effect"
-import { type DefenderClient, DefenderRateLimiter, LiveResponse } from "../mod.ts"
+import {
+  type AuthenticationError,
+  type DefenderClient,
+  type DefenderError,
+  DefenderRateLimiter,
+  LiveResponse,
+  type RateLimiterUnavailable
+} from "../mod.ts"
 
 /** The longest input line accepted; a longer one is answered with `InvalidInput` without being kept in memory. */
 export const MAX_LINE_BYTES: number = 64 * 1024
@@ -172,8 +184,62 @@ const failed = (item: Item, tag: string, message: string): Answer => ({
   error: { tag, message }
 })
 
+// ---------------------------------------------------------------------------
+// Failures of the infrastructure, not of an input
+// ---------------------------------------------------------------------------
+
+/** An error that says nothing about the input it answers: trying again later may well succeed. */
+export type InfrastructureError = RateLimiterUnavailable | AuthenticationError
+
+/** Why an input failed for an infrastructure reason, as the stderr count names it; `undefined` for any other error. */
+export const infrastructureReason = (error: DefenderError): string | undefined => {
+  if (error._tag === "RateLimiterUnavailable") return "Redis unreachable"
+  if (error._tag === "AuthenticationError" && error.reason === "TokenEndpointUnreachable") {
+    return "token endpoint unreachable"
+  }
+  return undefined
+}
+
+/** The inputs that failed for an infrastructure reason: a count per reason and the first error of each. */
+export interface InfrastructureFailures {
+  readonly byReason: Map<string, { count: number; readonly error: InfrastructureError }>
+}
+
+/** `3 inputs failed for infrastructure reasons (Redis unreachable: 2, token endpoint unreachable: 1)`, or `undefined` if none did. */
+export const infrastructureSummary = (failures: InfrastructureFailures): string | undefined => {
+  let total = 0
+  const parts: Array<string> = []
+  for (const [reason, { count }] of failures.byReason) {
+    total += count
+    parts.push(`${reason}: ${count}`)
+  }
+  if (total === 0) return undefined
+  return `${total} ${total === 1 ? "input" : "inputs"} failed for infrastructure reasons (${parts.join(", ")})`
+}
+
+/** The error the batch fails with: Redis first (exit 16), then the token endpoint (exit 4). */
+const infrastructureError = (failures: InfrastructureFailures): InfrastructureError | undefined => {
+  let first: InfrastructureError | undefined
+  for (const { error } of failures.byReason.values()) {
+    if (error._tag === "RateLimiterUnavailable") return error
+    first ??= error
+  }
+  return first
+}
+
+const noteInfrastructure = (failures: InfrastructureFailures, error: DefenderError): void => {
+  const reason = infrastructureReason(error)
+  if (reason === undefined) return
+  const seen = failures.byReason.get(reason)
+  if (seen !== undefined) seen.count++
+  else failures.byReason.set(reason, { count: 1, error: error as InfrastructureError })
+}
+
 /** Answers one item; never fails (a defect becomes an `Unexpected` answer), only interruption stops it. */
-const answer = (item: Item): Effect.Effect<Answer, never, DefenderClient.DefenderClient> => {
+const answer = (
+  item: Item,
+  infrastructure: InfrastructureFailures
+): Effect.Effect<Answer, never, DefenderClient.DefenderClient> => {
   if (item._tag === "Invalid") return Effect.succeed(failed(item, "InvalidInput", item.message))
   return LiveResponse.getTranscript({ machineActionId: item.action, index: item.index }).pipe(
     Effect.map((t): Answer => ({
@@ -183,7 +249,12 @@ const answer = (item: Item): Effect.Effect<Answer, never, DefenderClient.Defende
       ok: true,
       transcript: { scriptName: t.scriptName, exitCode: t.exitCode, output: t.output, error: t.error }
     })),
-    Effect.catchAll((error) => Effect.succeed(failed(item, error._tag, error.message))),
+    Effect.catchAll((error) =>
+      Effect.sync(() => {
+        noteInfrastructure(infrastructure, error)
+        return failed(item, error._tag, error.message)
+      })
+    ),
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.failCause(cause)
@@ -280,10 +351,18 @@ const progress = (stats: Stats, display: { shown: boolean }) =>
 // The command
 // ---------------------------------------------------------------------------
 
-/** Runs the batch: stdin → items → answers (`concurrency` at once, completion order) → stdout. */
+/**
+ * Runs the batch: stdin → items → answers (`concurrency` at once, completion order) → stdout.
+ * Fails with the first `InfrastructureError` once every line is answered if any input failed
+ * for an infrastructure reason (after their count on stderr).
+ */
 export const run = (
   concurrency: number
-): Effect.Effect<void, OutputError, DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter> =>
+): Effect.Effect<
+  void,
+  OutputError | InfrastructureError,
+  DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter
+> =>
   Effect.scoped(Effect.gen(function*() {
     yield* guardStdout
     const stats: Stats = {
@@ -294,6 +373,7 @@ export const run = (
       ended: false,
       startedAt: yield* Clock.currentTimeMillis
     }
+    const infrastructure: InfrastructureFailures = { byReason: new Map() }
     const tty = process.stderr.isTTY === true
     const display = { shown: false }
     const sharesTerminal = tty && process.stdout.isTTY === true
@@ -308,7 +388,7 @@ export const run = (
     )
 
     const work = items.pipe(
-      Stream.mapEffect(answer, { concurrency, unordered: true }),
+      Stream.mapEffect((item) => answer(item, infrastructure), { concurrency, unordered: true }),
       Stream.runForEachChunk((answers) =>
         Effect.gen(function*() {
           // The progress line would otherwise run into the output on a shared terminal.
@@ -340,6 +420,12 @@ export const run = (
       const took = seconds < 60 ? `${seconds.toFixed(1)}s` : formatDuration(seconds)
       process.stderr.write(`${stats.ok} ok, ${stats.failed} failed in ${took}\n`)
     }
+    const summary = infrastructureSummary(infrastructure)
+    const error = infrastructureError(infrastructure)
+    if (summary !== undefined && error !== undefined) {
+      process.stderr.write(`${summary}\n`)
+      return yield* Effect.fail(error)
+    }
   }))
 
 /** `--simulate`: run against an embedded simulator instead of the configured tenant. */
@@ -357,7 +443,7 @@ const concurrency = Options.integer("concurrency").pipe(
 export const batch: Command.Command<
   "batch",
   DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter,
-  OutputError,
+  OutputError | InfrastructureError,
   { readonly concurrency: number; readonly simulate: boolean }
 > = Command.make("batch", { concurrency, simulate }, ({ concurrency }) => run(concurrency)).pipe(
   Command.withDescription(

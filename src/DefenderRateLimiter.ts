@@ -191,11 +191,21 @@ export interface RedisOptions extends Options {
    */
   readonly key?: string | undefined
   /**
-   * What a call does when Redis cannot be reached: `"none"` (default) fails it with
-   * `RateLimiterUnavailable` without calling the API; `"memory"` logs a warning and
-   * runs it under this process's own in-memory budget until Redis is back.
+   * What a call does when Redis cannot be reached: `"none"` (default) waits for it to come
+   * back (see `outageWait`), then fails with `RateLimiterUnavailable` without calling the
+   * API; `"memory"` logs a warning and at once runs it under this process's own in-memory
+   * budget until Redis is back.
    */
   readonly fallback?: "none" | "memory" | undefined
+  /**
+   * How long callers wait for a lost Redis to come back before failing with
+   * `RateLimiterUnavailable`, counted from the first failure of the outage; default
+   * `DEFAULT_OUTAGE_WAIT` (30 seconds), 0 to fail at once. Waiting callers keep their
+   * order and Redis is asked again with a backoff (100 ms doubling up to 1 s). A Redis
+   * this process has never reached (a wrong address or password) fails at once, and
+   * `fallback: "memory"` never waits.
+   */
+  readonly outageWait?: Duration.DurationInput | undefined
   /**
    * How long a permit of a call still in flight keeps its place in the windows if its
    * process dies before the call ends; default 10 minutes.
@@ -204,6 +214,14 @@ export interface RedisOptions extends Options {
   /** The longest wait for the first connection and for each Redis command; default 5 seconds. */
   readonly redisTimeout?: Duration.DurationInput | undefined
 }
+
+/**
+ * How long callers wait for a lost Redis to come back by default: 30 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_OUTAGE_WAIT: Duration.Duration = Duration.seconds(30)
 
 /**
  * Builds a limiter whose budget lives in Redis: a sliding log per limit and
@@ -220,6 +238,9 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<DefenderRateLimi
     const timeout = Duration.decode(options.redisTimeout ?? "5 seconds")
     const lease = Duration.toMillis(Duration.decode(options.lease ?? "10 minutes"))
     const key = options.key ?? "mde-live-response"
+    const outageWait = options.fallback === "memory"
+      ? 0
+      : Duration.toMillis(Duration.decode(options.outageWait ?? DEFAULT_OUTAGE_WAIT))
     const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
     // Checked before connecting, so a bad limit is not hidden by a connection error.
     const windows = windowsByBucket(options)
@@ -232,7 +253,8 @@ export const makeRedis = (options: RedisOptions): Effect.Effect<DefenderRateLimi
       makeBucket(redis.store(`{${key}}:${bucket}`, windows, lease), {
         worker,
         queue: true,
-        attributes: { "mde.rate_budget": "redis" }
+        attributes: { "mde.rate_budget": "redis" },
+        outageWait: () => (redis.reachedOnce() ? outageWait : 0)
       }))
     return withFallback(shared, yield* make(options), options.fallback)
   })
@@ -328,13 +350,33 @@ export interface LayerConfigOptions {
   readonly redisKey?: Config.Config<string> | undefined
   /** What a call does while Redis is unreachable; default `MDE_REDIS_FALLBACK`, else `"none"`. */
   readonly redisFallback?: Config.Config<"none" | "memory"> | undefined
+  /** How long callers wait for a lost Redis to come back; default `MDE_REDIS_OUTAGE_WAIT`, else 30 seconds. */
+  readonly redisOutageWait?: Config.Config<Duration.Duration> | undefined
 }
+
+/** `MDE_REDIS_OUTAGE_WAIT`: `30s`, `500ms`, `2m`, `"30 seconds"`, or `0` for no wait. */
+const outageWaitConfig: Config.Config<Duration.Duration> = Config.string("MDE_REDIS_OUTAGE_WAIT").pipe(
+  Config.mapOrFail((text) => {
+    const short = text.trim() === "0" ? 0 : parseShortDuration(text)
+    const duration = short === undefined
+      ? Option.getOrUndefined(Duration.decodeUnknown(text.trim()))
+      : Duration.millis(short)
+    return duration === undefined || !Duration.isFinite(duration)
+      ? Either.left(ConfigError.InvalidData(
+        ["MDE_REDIS_OUTAGE_WAIT"],
+        `must be a duration (30s, 500ms, 2m, 2 minutes, or 0 for no wait), got: ${text}`
+      ))
+      : Either.right(duration)
+  }),
+  Config.withDefault(DEFAULT_OUTAGE_WAIT)
+)
 
 /**
  * The limiter the environment asks for: limits from `MDE_RATE_LIMITS` and
  * `MDE_RUN_RATE_LIMITS`; with `MDE_REDIS_URL` set, a budget shared on that Redis
- * under `MDE_REDIS_KEY` (default `mde-live-response`), falling back to memory
- * only if `MDE_REDIS_FALLBACK=memory`; otherwise an in-memory budget. Pass
+ * under `MDE_REDIS_KEY` (default `mde-live-response`), waiting up to
+ * `MDE_REDIS_OUTAGE_WAIT` (default 30 s) for a lost Redis, falling back to memory
+ * instead only if `MDE_REDIS_FALLBACK=memory`; otherwise an in-memory budget. Pass
  * `configs` to read any of these elsewhere.
  *
  * @since 0.1.0
@@ -350,12 +392,13 @@ export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<DefenderR
         redis: configs?.redisUrl ?? Config.option(Config.redacted("MDE_REDIS_URL")),
         key: configs?.redisKey ?? Config.string("MDE_REDIS_KEY").pipe(Config.withDefault("mde-live-response")),
         fallback: configs?.redisFallback ??
-          Config.literal("none", "memory")("MDE_REDIS_FALLBACK").pipe(Config.withDefault("none" as const))
+          Config.literal("none", "memory")("MDE_REDIS_FALLBACK").pipe(Config.withDefault("none" as const)),
+        outageWait: configs?.redisOutageWait ?? outageWaitConfig
       }),
-      ({ fallback, key, limits, machineActionLimits, redis, runLimits }) =>
+      ({ fallback, key, limits, machineActionLimits, outageWait, redis, runLimits }) =>
         // An empty MDE_REDIS_URL means no Redis, as an unset one does.
         Option.isSome(redis) && Redacted.value(redis.value).trim() !== ""
-          ? layerRedis({ url: redis.value, key, fallback, limits, machineActionLimits, runLimits })
+          ? layerRedis({ url: redis.value, key, fallback, outageWait, limits, machineActionLimits, runLimits })
           : layer({ limits, machineActionLimits, runLimits })
     )
   )

@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import { Clock, Deferred, Duration, Effect, Exit, FiberId } from "effect"
+import { Clock, Deferred, Duration, Effect, Either, Exit, FiberId } from "effect"
 import type { RateLimiterUnavailable } from "../../DefenderError.ts"
 import type { Store } from "./store.ts"
 
@@ -38,6 +38,12 @@ export interface BucketOptions {
   readonly queue: boolean
   /** The attributes of the `DefenderRateLimiter.acquire` span. */
   readonly attributes?: Record<string, string> | undefined
+  /**
+   * How long (milliseconds) callers wait for a store that cannot be reached, counted from
+   * the first failure of the outage; 0 or absent fails at once. Asked at each failure:
+   * the Redis limiter does not wait for a Redis it has never reached (a wrong address).
+   */
+  readonly outageWait?: (() => number) | undefined
 }
 
 /**
@@ -87,6 +93,40 @@ const counted = () => {
 /** A wait for a permit that can be interrupted even where the permit's taking cannot. */
 const sleepMillis = (millis: number) => Effect.interruptible(Effect.sleep(Duration.millis(millis)))
 
+/** The first and the longest pause between two tries of an unreachable store. */
+const OUTAGE_POLL_FIRST = 100
+const OUTAGE_POLL_MAX = 1000
+
+/**
+ * One outage of a bucket's store, as its callers live through it: when it began (the
+ * first failure since the store last answered), its last failure, and how long a try
+ * may still wait for the store to come back.
+ */
+const makeOutage = <X>(outageWait: () => number) => {
+  let since: number | undefined
+  let last: { readonly at: number; readonly error: X } | undefined
+  return {
+    answered: (): void => {
+      since = undefined
+      last = undefined
+    },
+    failed: (now: number, error: X): void => {
+      since ??= now
+      last = { at: now, error }
+    },
+    /** How long a caller may still wait from `now` (0: fail), the outage's start counting. */
+    left: (now: number): number => since === undefined ? 0 : Math.max(0, since + outageWait() - now),
+    /**
+     * The error a caller who has waited since `arrived` fails with at once, without asking
+     * the store again: the outage's wait is over and the store failed while it queued.
+     */
+    over: (now: number, arrived: number): X | undefined =>
+      last !== undefined && last.at >= arrived && since !== undefined && now >= since + outageWait()
+        ? last.error
+        : undefined
+  }
+}
+
 /**
  * One budget over `store`: the head of the queue sleeps until its permit is due,
  * the others wait behind it in arrival order, so nobody spins or jumps the queue.
@@ -95,23 +135,44 @@ const sleepMillis = (millis: number) => Effect.interruptible(Effect.sleep(Durati
  */
 export const makeBucket = <X extends RateLimiterUnavailable>(store: Store<X>, options: BucketOptions): BucketLimiter<X> => {
   const lock = makeFifoLock()
+  const outage = makeOutage<X>(options.outageWait ?? (() => 0))
   let counter = 0
 
   // A wait the store computes is a lower bound (a 429 may extend the pause, calls that
   // end meanwhile move their stamps later, other processes take permits too), so it is
-  // checked again after every sleep.
-  const waitForPermit = Effect.gen(function*() {
-    const id = `${options.worker}:${++counter}`
-    while (true) {
-      const now = yield* Clock.currentTimeMillis
-      const wait = yield* store.acquire(now, id)
-      if (wait <= 0) return id
-      yield* sleepMillis(wait)
-    }
-  })
+  // checked again after every sleep. An unreachable store is asked again with a backoff
+  // until the outage's wait is over; the head keeps the lock meanwhile, so the queue
+  // keeps its order, and the callers behind it give up together with it.
+  const waitForPermit = (arrived: number) =>
+    Effect.gen(function*() {
+      const id = `${options.worker}:${++counter}`
+      const over = outage.over(yield* Clock.currentTimeMillis, arrived)
+      if (over !== undefined) return yield* Effect.fail(over)
+      let poll = OUTAGE_POLL_FIRST
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const result = yield* Effect.either(store.acquire(now, id))
+        if (Either.isLeft(result)) {
+          const failedAt = yield* Clock.currentTimeMillis
+          outage.failed(failedAt, result.left)
+          const left = outage.left(failedAt)
+          if (left <= 0) return yield* Effect.fail(result.left)
+          yield* sleepMillis(Math.min(poll, left))
+          poll = Math.min(poll * 2, OUTAGE_POLL_MAX)
+          continue
+        }
+        outage.answered()
+        poll = OUTAGE_POLL_FIRST
+        if (result.right <= 0) return id
+        yield* sleepMillis(result.right)
+      }
+    })
 
   const waiting = counted()
-  const acquire = waiting.around(options.queue ? lock(waitForPermit) : waitForPermit).pipe(
+  const acquire = waiting.around(Effect.flatMap(
+    Clock.currentTimeMillis,
+    (arrived) => options.queue ? lock(waitForPermit(arrived)) : waitForPermit(arrived)
+  )).pipe(
     Effect.withSpan("DefenderRateLimiter.acquire", { attributes: options.attributes ?? {} })
   )
   const release = (id: string) =>

@@ -84,6 +84,11 @@ export interface RedisConnection {
    * and its pause at `prefix:pause`.
    */
   readonly store: (prefix: string, windows: ReadonlyArray<WindowSpec>, lease: number) => Store<RateLimiterUnavailable>
+  /**
+   * Whether the connection has been ready at least once: an unreachable Redis is then an
+   * outage to wait out, not a wrong address or password to report at once.
+   */
+  readonly reachedOnce: () => boolean
   /** Closes the connection. */
   readonly close: Effect.Effect<void>
 }
@@ -127,11 +132,13 @@ export const connect = (url: string, options: {
     // Without a listener, ioredis prints every connection error to the console. The last
     // one explains a command refused while disconnected better than ioredis's own message.
     let lastError: unknown = undefined
+    let reachedOnce = false
     redis.on("error", (error) => {
       lastError = error
     })
     redis.on("ready", () => {
       lastError = undefined
+      reachedOnce = true
     })
     redis.defineCommand("mdeAcquire", { lua: ACQUIRE })
     redis.defineCommand("mdeRelease", { lua: RELEASE })
@@ -171,6 +178,7 @@ export const connect = (url: string, options: {
     }
     return {
       store,
+      reachedOnce: () => reachedOnce,
       close: Effect.promise(() =>
         redis.status === "ready"
           ? redis.quit().then(() => undefined, () => redis.disconnect())
