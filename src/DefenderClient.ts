@@ -211,7 +211,31 @@ export interface Options {
    * resumed by `downloadToFile`).
    */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * How long one read of a download's body may take in all, from its headers to its last byte
+   * (besides `timeout`, which bounds each pause); default `DEFAULT_BODY_DEADLINE`, 10 minutes. A
+   * body that misses it is a transport error: `getTranscript` reads it again only as the retry
+   * schedule allows, `downloadToFile` resumes where it stopped (one interruption). For
+   * `downloadResult` the time your program takes to consume the stream counts too.
+   */
+  readonly bodyDeadline?: Duration.DurationInput | undefined
+  /**
+   * The largest result `downloadResult`, `downloadToFile` (and `getTranscript`) accept, in bytes;
+   * default none. A declared size over it fails before the body is read, a body that grows past it
+   * as soon as it does, with `HttpError` `"TooLarge"` (not retried, not resumed).
+   */
+  readonly maxResultBytes?: number | undefined
 }
+
+/**
+ * The default time limit of one read of a download's body: 10 minutes — a 1 GiB GetFile at
+ * 5 MB/s takes about 3.5 minutes, a 64 MiB transcript needs about 110 KB/s. A slower
+ * `downloadToFile` is resumed where the deadline stopped it.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_BODY_DEADLINE: Duration.Duration = Duration.minutes(10)
 
 /**
  * The default time limit of one attempt: 30 seconds.
@@ -280,7 +304,9 @@ export const make = (
       postPolicy: retry.retryPolicy(schedule, (e) => e._tag === "Throttled"),
       allowedHosts: [...DEFAULT_DOWNLOAD_HOSTS, ...(options?.downloadHosts ?? [])],
       maxTranscriptBytes: options?.maxTranscriptBytes ?? DEFAULT_MAX_TRANSCRIPT_BYTES,
-      timeout: Duration.decode(options?.timeout ?? DEFAULT_TIMEOUT)
+      timeout: Duration.decode(options?.timeout ?? DEFAULT_TIMEOUT),
+      bodyDeadline: Duration.decode(options?.bodyDeadline ?? DEFAULT_BODY_DEADLINE),
+      maxResultBytes: options?.maxResultBytes
     }
     return DefenderClient.of({
       cloud: ctx.cloud,
@@ -320,7 +346,8 @@ const timeoutFromText = (text: string): Duration.Duration => {
 /**
  * The `Config`s `layerConfig` reads by default: the cloud (`MDE_CLOUD`, `MDE_API_URL`,
  * `MDE_SCOPE`, `AZURE_AUTHORITY_HOST`), `MDE_DOWNLOAD_HOSTS` (a comma list),
- * `MDE_MAX_TRANSCRIPT_BYTES` and `MDE_TIMEOUT` (`30s`, `500ms`, `2m` or `"30 seconds"`).
+ * `MDE_MAX_TRANSCRIPT_BYTES`, `MDE_TIMEOUT` (`30s`, `500ms`, `2m` or `"30 seconds"`) and
+ * `MDE_BODY_DEADLINE` (the same spellings; default `10m`).
  *
  * @since 0.1.0
  * @category config
@@ -330,6 +357,7 @@ export const config: {
   readonly downloadHosts: Config.Config<ReadonlyArray<string>>
   readonly maxTranscriptBytes: Config.Config<number>
   readonly timeout: Config.Config<Duration.Duration>
+  readonly bodyDeadline: Config.Config<Duration.Duration>
 } = {
   cloud: DefenderCloud.config,
   downloadHosts: Config.string("MDE_DOWNLOAD_HOSTS").pipe(Config.withDefault(""), Config.map(parseHostList)),
@@ -337,7 +365,11 @@ export const config: {
     Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
     Config.withDefault(DEFAULT_MAX_TRANSCRIPT_BYTES)
   ),
-  timeout: Config.string("MDE_TIMEOUT").pipe(Config.mapAttempt(timeoutFromText), Config.withDefault(DEFAULT_TIMEOUT))
+  timeout: Config.string("MDE_TIMEOUT").pipe(Config.mapAttempt(timeoutFromText), Config.withDefault(DEFAULT_TIMEOUT)),
+  bodyDeadline: Config.string("MDE_BODY_DEADLINE").pipe(
+    Config.mapAttempt(timeoutFromText),
+    Config.withDefault(DEFAULT_BODY_DEADLINE)
+  )
 }
 
 /**
@@ -368,6 +400,8 @@ export interface LayerConfigOptions {
   readonly maxTranscriptBytes?: Config.Config<number> | undefined
   /** The time limit of one attempt; default `MDE_TIMEOUT`. */
   readonly timeout?: Config.Config<Duration.Duration> | undefined
+  /** The time limit of one read of a body; default `MDE_BODY_DEADLINE`. */
+  readonly bodyDeadline?: Config.Config<Duration.Duration> | undefined
   /** When to retry (in code, not configuration); default `defaultRetrySchedule`. */
   readonly retry?: Schedule.Schedule<unknown, DefenderError> | undefined
 }
@@ -393,7 +427,8 @@ export const layerConfig = (
         cloud: configs?.cloud ?? config.cloud,
         downloadHosts: configs?.downloadHosts ?? config.downloadHosts,
         maxTranscriptBytes: configs?.maxTranscriptBytes ?? config.maxTranscriptBytes,
-        timeout: configs?.timeout ?? config.timeout
+        timeout: configs?.timeout ?? config.timeout,
+        bodyDeadline: configs?.bodyDeadline ?? config.bodyDeadline
       }),
       (read) => layer({ ...read, retry: configs?.retry })
     )

@@ -433,11 +433,12 @@ export class TranscriptDecodeError extends ErrorBases.TranscriptDecodeErrorBase 
  * - `Transport`: no answer (connection refused or dropped, DNS, TLS).
  * - `Status`: an HTTP status no other error covers (400, 5xx after retries…).
  * - `InvalidResponse`: a 2xx answer whose body was not what the API documents.
+ * - `TooLarge`: a download larger than `maxResultBytes` allows.
  *
  * @since 0.1.0
  * @category models
  */
-export type HttpErrorReason = "Transport" | "Status" | "InvalidResponse"
+export type HttpErrorReason = "Transport" | "Status" | "InvalidResponse" | "TooLarge"
 
 /**
  * The request an `HttpError` is about, as its constructors take it: the URL may hold a
@@ -477,7 +478,7 @@ export interface HttpErrorDetails {
 export namespace ErrorBases {
   /** The schema class `HttpError` extends. */
   export const HttpErrorBase: Base<HttpError, "HttpError", {
-    readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse"]>
+    readonly reason: Schema.Literal<["Transport", "Status", "InvalidResponse", "TooLarge"]>
     readonly method: typeof Schema.String
     readonly url: typeof Schema.String
     readonly attempts: typeof Schema.Number
@@ -487,7 +488,7 @@ export namespace ErrorBases {
     readonly target: typeof apiIdFields.target
     readonly detail: typeof optionalString
   }> = Schema.TaggedError<HttpError>()("HttpError", {
-    reason: Schema.Literal("Transport", "Status", "InvalidResponse"),
+    reason: Schema.Literal("Transport", "Status", "InvalidResponse", "TooLarge"),
     method: Schema.String,
     url: Schema.String,
     attempts: Schema.Number,
@@ -554,6 +555,16 @@ export class HttpError extends ErrorBases.HttpErrorBase {
   }
 
   /**
+   * A download larger than the `maxResultBytes` limit; `detail` says by how much.
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static tooLarge(request: HttpErrorRequest & { readonly detail: string }): HttpError {
+    return new HttpError({ ...definedOnly(request), reason: "TooLarge", url: redactUrl(request.url) })
+  }
+
+  /**
    * What went wrong and what to do about it, for people.
    *
    * @since 0.1.0
@@ -572,6 +583,8 @@ export class HttpError extends ErrorBases.HttpErrorBase {
         return `${this.method} ${this.url} answered HTTP ${this.status ?? "?"}${ids}`
       case "InvalidResponse":
         return `${this.method} ${this.url} answered with a body the library does not understand${ids}`
+      case "TooLarge":
+        return `${this.method} ${this.url} answered with more than the library may read: raise maxResultBytes if it is expected${ids}`
     }
   }
 }

@@ -308,7 +308,9 @@ const guardedWait = (
  *
  * - RunScript: the decoded transcript.
  * - GetFile: the file as a byte stream (fetched when consumed); with `decompress`, a gzip file
- *   (detected by its magic bytes) arrives decompressed.
+ *   (detected by its magic bytes) arrives decompressed, and fails with `HttpError`
+ *   `"InvalidResponse"` ("the gzip data expands past …") once it expands past
+ *   `maxDecompressedBytes` (1 GiB) or, beyond its first MiB, `maxDecompressionRatio` (100:1).
  * - PutFile: no result.
  *
  * @since 0.1.0
@@ -336,7 +338,13 @@ const param = (command: MachineAction.CommandState, key: string): string =>
  */
 export const results = (
   action: MachineAction.MachineAction,
-  options?: { readonly decompress?: boolean | undefined }
+  options?: {
+    readonly decompress?: boolean | undefined
+    /** With `decompress`: the most bytes a gzip file may expand to; default 1 GiB. */
+    readonly maxDecompressedBytes?: number | undefined
+    /** With `decompress`: the most bytes out per compressed byte, past the first MiB; default 100. */
+    readonly maxDecompressionRatio?: number | undefined
+  }
 ): Stream.Stream<CommandResult, DefenderError, DefenderClient.DefenderClient> =>
   Stream.fromIterable([...action.commands].sort((a, b) => a.index - b.index)).pipe(
     Stream.mapEffect((command): Effect.Effect<CommandResult, DefenderError, DefenderClient.DefenderClient> => {
@@ -355,7 +363,9 @@ export const results = (
             index: command.index,
             type: "GetFile" as const,
             path: param(command, "Path"),
-            bytes: options?.decompress === true ? gunzipIfGzip(raw) : raw
+            bytes: options?.decompress === true
+              ? gunzipIfGzip(raw, { maxBytes: options.maxDecompressedBytes, maxRatio: options.maxDecompressionRatio })
+              : raw
           })
         }
         default:

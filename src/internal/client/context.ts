@@ -30,4 +30,8 @@ export interface ClientContext {
   readonly maxTranscriptBytes: number
   /** The time limit of one attempt. */
   readonly timeout: Duration.Duration
+  /** The time limit of one read of a download's body, from its headers to its end. */
+  readonly bodyDeadline: Duration.Duration
+  /** The largest result a download may deliver (`downloadResult`, `downloadToFile`…); none when undefined. */
+  readonly maxResultBytes: number | undefined
 }

@@ -136,7 +136,7 @@ export const openLink = (
         const response = yield* ctx.storage.execute(request).pipe(
           Effect.mapError((e) => HttpError.fromRequestError(e, { method: "GET", url: shown, attempts }))
         )
-        if (response.status === 200 || response.status === 206) return response
+        if (response.status === 200 || response.status === 206) return yield* checkDeclaredSize(ctx, response)
         // If-Match failed: the blob changed under a resumed download.
         if (response.status === 412 && headers?.["if-match"] !== undefined) return "changed" as const
         return yield* storageFailure(response, url, shown, attempts)
@@ -179,18 +179,74 @@ export const openResult = (ctx: ClientContext): (
   })
 }
 
+/** Where a 206 starts and the whole blob's size, from `Content-Range: bytes a-b/total`. */
+const rangeOf = (response: HttpClientResponse.HttpClientResponse): { start: number; total: number | undefined } => {
+  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers["content-range"] ?? "")
+  if (response.status !== 206 || match === null) return { start: 0, total: undefined }
+  return { start: Number(match[1]), total: match[2] === "*" ? undefined : Number(match[2]) }
+}
+
+const resultTooLarge = (ctx: ClientContext, size: string): HttpError =>
+  HttpError.tooLarge({
+    method: "GET",
+    url: "(result download)",
+    attempts: 1,
+    detail: `the result is ${size}, over the maxResultBytes limit of ${ctx.maxResultBytes} bytes`
+  })
+
+/** Fails before the body is read when the storage declares a result over `maxResultBytes`. */
+const checkDeclaredSize = (
+  ctx: ClientContext,
+  response: HttpClientResponse.HttpClientResponse
+): Effect.Effect<HttpClientResponse.HttpClientResponse, HttpError> => {
+  const limit = ctx.maxResultBytes
+  if (limit === undefined) return Effect.succeed(response)
+  const declared = response.status === 206 ? rangeOf(response).total : Number(response.headers["content-length"])
+  return declared !== undefined && Number.isFinite(declared) && declared > limit
+    ? Effect.fail(resultTooLarge(ctx, `${declared} bytes`))
+    : Effect.succeed(response)
+}
+
 /** @internal A body that broke (or stalled) after its headers were in. */
 export const brokenBody = (detail: string): HttpError =>
   HttpError.transport({ method: "GET", url: "(result download)", attempts: 1, detail })
 
-/** @internal A response's body, failing as a transport error when it stalls longer than the timeout. */
+/**
+ * @internal A response's body, failing as a transport error when it stalls longer than the
+ * timeout or takes longer than the body deadline in all, and with `TooLarge` as soon as it
+ * (counted from where a 206 starts) grows past `maxResultBytes`.
+ */
 export const body = (
   ctx: ClientContext,
   response: HttpClientResponse.HttpClientResponse
-): Stream.Stream<Uint8Array, HttpError> =>
-  Stream.mapError(response.stream, (e) => HttpError.fromRequestError(e, { method: "GET", url: "(result download)", attempts: 1 })).pipe(
+): Stream.Stream<Uint8Array, HttpError> => {
+  const bytes = Stream.mapError(
+    response.stream,
+    (e) => HttpError.fromRequestError(e, { method: "GET", url: "(result download)", attempts: 1 })
+  ).pipe(
     Stream.timeoutFailCause(
       () => Cause.fail(brokenBody(`the body stalled for ${Duration.format(ctx.timeout)}`)),
       ctx.timeout
+    ),
+    Stream.interruptWhen(
+      Effect.delay(
+        Effect.fail(brokenBody(`the body took longer than ${Duration.format(ctx.bodyDeadline)} in all`)),
+        ctx.bodyDeadline
+      )
     )
   )
+  const limit = ctx.maxResultBytes
+  if (limit === undefined) return bytes
+  // The bytes up to the cap are handed on before the failure: a `downloadToFile` that resumes
+  // after it asks for the rest with `Range`, and that answer declares the whole size.
+  return Stream.suspend(() => {
+    let size = rangeOf(response).start
+    return Stream.flatMap(bytes, (chunk) => {
+      const before = size
+      size += chunk.length
+      if (size <= limit) return Stream.succeed(chunk)
+      const within = before < limit ? Stream.succeed(chunk.subarray(0, limit - before)) : Stream.empty
+      return Stream.concat(within, Stream.fail(resultTooLarge(ctx, "larger")))
+    })
+  })
+}

@@ -29,18 +29,31 @@ const readTranscript = (ctx: ClientContext) => {
       new TranscriptDecodeError({ reason: "TooLarge", detail: `the transcript is ${size}, over the ${limit}-byte limit` })
     const declared = Number(response.headers["content-length"])
     if (Number.isFinite(declared) && declared > limit) return yield* tooLarge(`${declared} bytes`)
-    const chunks: Array<Uint8Array> = []
+    // A declared size is read into one buffer of that size, so the chunks and their copy are
+    // never held at once (the decoder needs every byte together); a body that turns out longer
+    // falls back to chunks.
+    let whole = Number.isFinite(declared) && declared > 0 ? new Uint8Array(declared) : undefined
+    let chunks: Array<Uint8Array> = []
     let size = 0
     yield* Stream.runForEach(
-      Stream.mapError(body(ctx, response), (error) => new BodyBroken(error)),
+      // Too large is final; a body that broke or ran out of time is read again.
+      Stream.mapError(body(ctx, response), (error) => (error.reason === "TooLarge" ? error : new BodyBroken(error))),
       (chunk) => {
         size += chunk.length
         if (size > limit) return Effect.fail(tooLarge("larger"))
-        chunks.push(chunk)
+        if (whole !== undefined && size <= whole.length) {
+          whole.set(chunk, size - chunk.length)
+        } else {
+          if (whole !== undefined) chunks.push(whole.subarray(0, size - chunk.length))
+          whole = undefined
+          chunks.push(chunk)
+        }
         return Effect.void
       }
     )
-    return yield* Transcript.decode(concatBytes(chunks, size))
+    const bytes = whole === undefined ? concatBytes(chunks, size) : whole.subarray(0, size)
+    chunks = []
+    return yield* Transcript.decode(bytes)
   })
 }
 
