@@ -12,6 +12,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { execFile } from "node:child_process"
+import { createServer } from "node:net"
 import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
@@ -285,5 +286,43 @@ describe("batch under injected faults", { timeout: 120_000 }, () => {
     } finally {
       await Effect.runPromise(Scope.close(scope, Exit.void))
     }
+  })
+})
+
+describe("batch: inputs that fail for an infrastructure reason", { timeout: 60_000 }, () => {
+  it("a token endpoint that cannot be reached: every line answered, then exit 4 and the count on stderr", async () => {
+    // A port nobody listens on: each token request is refused (and retried twice) in about 1.5 s.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number }
+        probe.close(() => resolve(port))
+      })
+    })
+    const input = [
+      JSON.stringify({ action: actionId(1), index: 0 }),
+      "not a request",
+      JSON.stringify({ action: actionId(2), index: 0 }),
+      JSON.stringify({ action: actionId(3), index: 1 })
+    ].join("\n") + "\n"
+    const run = await batch(input, [], {
+      AZURE_TENANT_ID: "contoso.onmicrosoft.com",
+      AZURE_CLIENT_ID: "00000000-0000-4000-8000-000000000001",
+      AZURE_CLIENT_SECRET: "batch-canary-secret",
+      AZURE_AUTHORITY_HOST: `http://127.0.0.1:${port}`,
+      MDE_API_URL: `http://127.0.0.1:${port}`
+    }, 30_000)
+    expect(run.hung).toBe(false)
+    const answers = run.stdout.trim().split("\n").map((line) => JSON.parse(line) as { ok: boolean; error: { tag: string } })
+    expect(answers.map((a) => a.error.tag).sort()).toEqual([
+      "AuthenticationError",
+      "AuthenticationError",
+      "AuthenticationError",
+      "InvalidInput"
+    ])
+    // Before: exit 0, as if the batch were done; the bad input line is not an infrastructure failure.
+    expect(run.code).toBe(4)
+    expect(run.stderr).toContain("3 inputs failed for infrastructure reasons (token endpoint unreachable: 3)\n")
+    expect(run.stderr).toMatch(/^error: AuthenticationError: /m)
+    expect(run.stderr + run.stdout).not.toContain("batch-canary-secret")
   })
 })

@@ -114,14 +114,15 @@ const makeOutage = <X>(outageWait: () => number) => {
       since ??= now
       last = { at: now, error }
     },
-    /** How long a caller may still wait from `now` (0: fail), the outage's start counting. */
+    /** How long callers may still wait from `now`, counted from the outage's start (0: fail now). */
     left: (now: number): number => since === undefined ? 0 : Math.max(0, since + outageWait() - now),
     /**
      * The error a caller who has waited since `arrived` fails with at once, without asking
-     * the store again: the outage's wait is over and the store failed while it queued.
+     * the store again: the outage's wait is over and the store failed after it arrived (so
+     * the queue behind a head that gave up drains at once, even if each try would hang).
      */
     over: (now: number, arrived: number): X | undefined =>
-      last !== undefined && last.at >= arrived && since !== undefined && now >= since + outageWait()
+      last !== undefined && last.at > arrived && since !== undefined && now >= since + outageWait()
         ? last.error
         : undefined
   }
