@@ -23,6 +23,7 @@ import { Clock, Config, type ConfigError, Context, Duration, Effect, Layer, Opti
 import * as DefenderCloud from "./DefenderCloud.ts"
 import { AuthenticationError } from "./DefenderError.ts"
 import * as cache from "./internal/auth/cache.ts"
+import { fromCredentialError } from "./internal/auth/credentialError.ts"
 import * as tokenRequest from "./internal/auth/tokenRequest.ts"
 
 /**
@@ -207,14 +208,8 @@ export const layerCredential = (
     makeCached(
       Effect.tryPromise({
         try: () => credential.getToken((options?.cloud ?? DefenderCloud.commercial).scope),
-        catch: (cause) =>
-          new AuthenticationError({
-            reason: "CredentialFailed",
-            errorCodes: [],
-            description: cause instanceof Error
-              ? `${cause.name}: ${cause.message}`.slice(0, 300)
-              : "the credential threw"
-          })
+        // Entra ID's refusal (AADSTS codes, trace and correlation ids) or a network failure, kept whole.
+        catch: fromCredentialError
       }).pipe(
         Effect.flatMap((result) =>
           result === null || typeof result.token !== "string"

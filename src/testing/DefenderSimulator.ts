@@ -103,6 +103,11 @@ export interface Options {
   readonly clientId?: string | undefined
   /** The client secret the token endpoint accepts; default `SIMULATED_CLIENT_SECRET`. */
   readonly clientSecret?: Redacted.Redacted<string> | undefined
+  /**
+   * Certificates (PEM or DER) registered on the app for certificate login: the token endpoint
+   * accepts a `client_assertion` signed (RS256 or PS256) with one's key, as Entra ID does. Default none.
+   */
+  readonly clientCertificates?: ReadonlyArray<string | Uint8Array> | undefined
   /** Tokens the API accepts without a login, default `[STATIC_TOKEN]`. */
   readonly staticTokens?: ReadonlyArray<Redacted.Redacted<string>> | undefined
   /** How long an issued token is valid; default 1 hour. */
@@ -281,6 +286,7 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         tenantId: options?.tenantId ?? SIMULATED_TENANT,
         clientId: options?.clientId ?? SIMULATED_CLIENT_ID,
         clientSecret: Redacted.value(options?.clientSecret ?? SIMULATED_CLIENT_SECRET),
+        clientCertificates: options?.clientCertificates,
         staticTokens: new Set((options?.staticTokens ?? [STATIC_TOKEN]).map(Redacted.value)),
         tokenLifetime: millis(options?.tokenLifetime ?? "1 hour"),
         linkLifetime: millis(options?.linkLifetime ?? "30 minutes"),
@@ -382,7 +388,7 @@ export const toWebHandler = (sim: DefenderSimulator): (request: Request) => Prom
  * @category models
  */
 export interface Served {
-  /** `http://127.0.0.1:PORT`: the API base, the login host and the link host at once. */
+  /** `http://127.0.0.1:PORT` (`https://` when served with `tls`): the API base, the login host and the link host at once. */
   readonly url: string
   /** The port it listens on. */
   readonly port: number
@@ -411,19 +417,23 @@ export const layerLogin = (options?: {
 
 /**
  * Serves the simulator on 127.0.0.1 (a free port unless `port` is given) with
- * `node:http`, which Node, Deno and Bun all provide; result links point at the
- * same server. The server stops when the scope closes.
+ * `node:http`, which Node, Deno and Bun all provide — or `node:https` with `tls`'s
+ * key and certificate (PEM), as MSAL (`@azure/identity`) needs an https login host;
+ * result links point at the same server. The server stops when the scope closes.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const serve = (
   sim: DefenderSimulator,
-  options?: { readonly port?: number | undefined }
+  options?: {
+    readonly port?: number | undefined
+    readonly tls?: { readonly key: string; readonly cert: string } | undefined
+  }
 ): Effect.Effect<Served, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const port = yield* listen(sim, options?.port)
-    const url = `http://127.0.0.1:${port}`
+    const port = yield* listen(sim, options?.port, options?.tls)
+    const url = `${options?.tls === undefined ? "http" : "https"}://127.0.0.1:${port}`
     sim.blobOrigin = url
     return { url, port, cloud: { ...DefenderCloud.commercial, name: "simulator", apiBaseUrl: url, authorityHost: url } }
   })

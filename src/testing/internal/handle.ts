@@ -8,7 +8,7 @@ import { Clock, Duration, Effect } from "effect"
 import type { Fault } from "../DefenderSimulator.ts"
 import { type Routed, routeApi } from "./api.ts"
 import { damageDownload, faultAnswer, latency, rollAnswerFault } from "./faults.ts"
-import { tokenEndpoint } from "./login.ts"
+import { openidConfiguration, tokenEndpoint } from "./login.ts"
 import { safeDecode } from "./responses.ts"
 import type { Call, State } from "./state.ts"
 import { blobEndpoint } from "./storage.ts"
@@ -54,6 +54,11 @@ const route = (call: Call): Routed => {
   const login = /^\/([^/]+)\/oauth2\/v2\.0\/token$/.exec(path)
   if (login !== null && call.request.method === "POST") {
     return { endpoint: "token", answer: tokenEndpoint(call, safeDecode(login[1]!)) }
+  }
+  // MSAL (`@azure/identity`) reads the tenant's metadata before it logs in; counted as "token".
+  const metadata = /^\/([^/]+)\/v2\.0\/\.well-known\/openid-configuration$/.exec(path)
+  if (metadata !== null && call.request.method === "GET") {
+    return { endpoint: "token", answer: openidConfiguration(call, safeDecode(metadata[1]!)) }
   }
   if (path.startsWith("/blob/") && call.request.method === "GET") {
     return { endpoint: "blob", answer: Effect.succeed(blobEndpoint(call)) }

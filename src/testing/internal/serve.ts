@@ -7,14 +7,28 @@
  */
 import { Effect, Runtime, type Scope } from "effect"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
+import { createServer as createHttpsServer } from "node:https"
 import type { AddressInfo } from "node:net"
 import type { DefenderSimulator } from "../DefenderSimulator.ts"
 
-/** @internal Listens on 127.0.0.1 (`port`, or a free one) until the scope closes; answers the port. */
-export const listen = (sim: DefenderSimulator, port: number | undefined): Effect.Effect<number, never, Scope.Scope> =>
+/** @internal The key and certificate (PEM) of an https server. */
+export interface TlsOptions {
+  readonly key: string
+  readonly cert: string
+}
+
+/**
+ * @internal Listens on 127.0.0.1 (`port`, or a free one) until the scope closes, over https when
+ * `tls` is given; answers the port.
+ */
+export const listen = (
+  sim: DefenderSimulator,
+  port: number | undefined,
+  tls?: TlsOptions | undefined
+): Effect.Effect<number, never, Scope.Scope> =>
   Effect.gen(function*() {
     const run = Runtime.runPromise(yield* Effect.runtime<never>())
-    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const answer = (req: IncomingMessage, res: ServerResponse) => {
       const chunks: Array<Uint8Array> = []
       req.on("data", (chunk: Uint8Array) => chunks.push(chunk))
       req.on("end", () => {
@@ -31,7 +45,8 @@ export const listen = (sim: DefenderSimulator, port: number | undefined): Effect
           })
           .catch(() => req.socket.destroy())
       })
-    })
+    }
+    const server = tls === undefined ? createServer(answer) : createHttpsServer({ key: tls.key, cert: tls.cert }, answer)
     const listening = yield* Effect.async<number>((resume) => {
       server.once("error", (error) => resume(Effect.die(error)))
       server.listen(port ?? 0, "127.0.0.1", () => resume(Effect.succeed((server.address() as AddressInfo).port)))

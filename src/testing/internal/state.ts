@@ -55,6 +55,8 @@ export interface Settings {
   readonly tenantId: string
   readonly clientId: string
   readonly clientSecret: string
+  /** The certificates (PEM or DER) whose keys may sign a certificate login's assertion. */
+  readonly clientCertificates?: ReadonlyArray<string | Uint8Array> | undefined
   readonly staticTokens: ReadonlySet<string>
   readonly tokenLifetime: number
   readonly linkLifetime: number
