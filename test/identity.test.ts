@@ -7,7 +7,14 @@
  * the client-secret login reports it: `TokenRequestFailed`, the AADSTS code, the trace and
  * correlation ids, the whole description, and no secret.
  */
-import { ClientAssertionCredential, ClientCertificateCredential, ClientSecretCredential } from "@azure/identity"
+import {
+  AggregateAuthenticationError,
+  AuthenticationError as IdentityAuthenticationError,
+  ClientAssertionCredential,
+  ClientCertificateCredential,
+  ClientSecretCredential,
+  CredentialUnavailableError
+} from "@azure/identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
@@ -23,7 +30,7 @@ import type { AuthenticationError } from "../src/DefenderError.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
-import { CANARY_WRONG_SECRET, leaks } from "./utils/canary.ts"
+import { CANARY_SECRET, CANARY_TOKEN, CANARY_WRONG_SECRET, FIXED_CANARIES, leaks } from "./utils/canary.ts"
 
 const hasOpenssl = spawnSync("openssl", ["version"]).status === 0
 const { ACTIONS, SIMULATED_CLIENT_ID: CLIENT_ID, SIMULATED_TENANT: TENANT } = DefenderSimulator
@@ -303,5 +310,90 @@ describe("the simulated token endpoint's scope rules", () => {
       for (const cloud of [DefenderCloud.commercial, DefenderCloud.gcc, DefenderCloud.gccHigh]) {
         expect(yield* login(cloud.scope)).toEqual([200, undefined])
       }
+    }))
+})
+
+/** A credential that throws what `@azure/identity`'s own credentials throw (no socket: the default TestClock). */
+const throwing = (error: unknown): DefenderAuth.TokenCredential => ({ getToken: () => Promise.reject(error) })
+
+const mapped = (error: unknown) =>
+  Effect.flatMap(DefenderAuth.DefenderAuth, (auth) => Effect.flip(auth.token)).pipe(
+    Effect.provide(DefenderAuth.layerCredential(throwing(error)))
+  )
+
+const entraBody = {
+  error: "invalid_client",
+  error_description:
+    "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '00000000-0000-4000-8000-00000000c11e'.\r\nTrace ID: 0a1b2c3d-0000-4000-8000-000000000001\r\nCorrelation ID: 0a1b2c3d-0000-4000-8000-000000000002\r\nTimestamp: 2026-12-01 10:00:00Z",
+  error_codes: [7000215],
+  timestamp: "2026-12-01 10:00:00Z",
+  trace_id: "0a1b2c3d-0000-4000-8000-000000000001",
+  correlation_id: "0a1b2c3d-0000-4000-8000-000000000002"
+}
+
+// Old behaviour for every one: CredentialFailed, no codes or ids, `name: message` cut at 300 characters.
+describe("layerCredential maps the errors @azure/identity defines", () => {
+  it.effect("its AuthenticationError (errorResponse, statusCode): TokenRequestFailed with everything, the description whole", () =>
+    Effect.gen(function*() {
+      const error = yield* mapped(new IdentityAuthenticationError(401, entraBody))
+      expect(error).toMatchObject({
+        reason: "TokenRequestFailed",
+        status: 401,
+        errorCodes: [7000215],
+        error: "invalid_client",
+        description: entraBody.error_description,
+        traceId: entraBody.trace_id,
+        correlationId: entraBody.correlation_id
+      })
+    }))
+
+  it.effect("its AuthenticationError for a 503 that was not Entra's JSON: TokenEndpointUnreachable with the status", () =>
+    Effect.gen(function*() {
+      const error = yield* mapped(new IdentityAuthenticationError(503, "<html>Service Unavailable</html>"))
+      expect([error.reason, error.status, error.errorCodes]).toEqual(["TokenEndpointUnreachable", 503, []])
+    }))
+
+  it.effect("a chain's AggregateAuthenticationError: the refusal among its errors, not the first unavailable one", () =>
+    Effect.gen(function*() {
+      const error = yield* mapped(
+        new AggregateAuthenticationError(
+          [
+            new CredentialUnavailableError("EnvironmentCredential is unavailable. No underlying credential could be used."),
+            new IdentityAuthenticationError(401, entraBody)
+          ],
+          "ChainedTokenCredential authentication failed."
+        )
+      )
+      expect([error.reason, error.errorCodes, error.traceId]).toEqual(["TokenRequestFailed", [7000215], entraBody.trace_id])
+    }))
+
+  it.effect("CredentialUnavailableError: CredentialFailed with its whole message, not cut at 300 characters", () =>
+    Effect.gen(function*() {
+      const text = `ManagedIdentityCredential: ${"the managed identity endpoint is not available here; ".repeat(8)}id 0a1b2c3d-0000-4000-8000-000000000003`
+      const error = yield* mapped(new CredentialUnavailableError(text))
+      expect([error.reason, error.description]).toEqual(["CredentialFailed", `CredentialUnavailableError: ${text}`])
+    }))
+
+  it.effect("a message holding a secret, a bearer token, a JWT or a private key shows none of them", () =>
+    Effect.gen(function*() {
+      const jwt = `${b64({ alg: "RS256" })}.${b64({ sub: CANARY_TOKEN })}.c2lnbmF0dXJlLWNhbmFyeQ`
+      const error = yield* mapped(
+        new Error(
+          `request failed: client_secret=${CANARY_SECRET}&scope=x; Authorization: Bearer ${CANARY_TOKEN}; {"access_token":"${CANARY_TOKEN}"} assertion ${jwt} -----BEGIN PRIVATE KEY-----\nMIIEcanary\n-----END PRIVATE KEY-----`
+        )
+      )
+      expect(error.reason).toBe("CredentialFailed")
+      expect(leaks([error.message, JSON.stringify(error), String(error)].join("\n"), FIXED_CANARIES)).toEqual([])
+      expect(error.description).toContain("client_secret=<redacted>")
+    }))
+
+  it.effect("a very long message is bounded between two words, never inside an id", () =>
+    Effect.gen(function*() {
+      const id = "0a1b2c3d-0000-4000-8000-000000000004"
+      const error = yield* mapped(new Error(Array(200).fill(`step ${id} failed;`).join(" ")))
+      const words = error.description!.split(" ")
+      expect(error.description!.length).toBeLessThanOrEqual(2002)
+      expect(words.at(-1)).toBe("…")
+      expect(words.filter((w) => w.startsWith("0a1b")).every((w) => w === id)).toBe(true)
     }))
 })
