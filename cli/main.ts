@@ -4,14 +4,16 @@
  * stderr and a distinct exit code.
  */
 import { Command, Options, ValidationError } from "@effect/cli"
-import { FetchHttpClient, FileSystem } from "@effect/platform"
+import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted, Stream } from "effect"
+import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
 import { DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { batch, type OutputError, simulate } from "./batch.ts"
 import { demo, layerSimulated } from "./demo.ts"
+import { download, FileError } from "./download.ts"
 import { run as runCommand } from "./run.ts"
+import { installSignalHandlers, interruptedExitCode } from "./signals.ts"
 
 /** One exit code per kind of failure; the README's error table lists them. */
 export const EXIT_CODES = {
@@ -35,11 +37,6 @@ export const EXIT_CODES = {
   RateLimiterUnavailable: 16,
   Unexpected: 1
 } as const
-
-class FileError {
-  readonly _tag = "FileError"
-  constructor(readonly message: string) {}
-}
 
 const action = Options.text("action").pipe(Options.withDescription("the machine action id"))
 const index = Options.integer("index").pipe(
@@ -75,29 +72,6 @@ const link = Command.make("link", ref, ({ action, index }) =>
     // Printing the link is what this command is for; it is never logged.
     yield* Console.log(Redacted.value(result.url))
   })).pipe(Command.withDescription("print a command's 30-minute download link"))
-
-const download = Command.make(
-  "download",
-  { ...ref, out: Options.file("out").pipe(Options.withDescription("the file to write")) },
-  ({ action, index, out }) =>
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      // Written next to the target and renamed when complete, so `out` is never half a file.
-      const partial = `${out}.partial`
-      const fileError = (e: { readonly message: string }) => new FileError(e.message)
-      const written = yield* Effect.scoped(
-        Effect.gen(function*() {
-          const file = yield* fs.open(partial, { flag: "w" }).pipe(Effect.mapError(fileError))
-          return yield* LiveResponse.downloadResult({ machineActionId: action, index }).pipe(
-            Stream.runFoldEffect(0, (n, chunk) =>
-              file.writeAll(chunk).pipe(Effect.mapError(fileError), Effect.as(n + chunk.length)))
-          )
-        })
-      ).pipe(Effect.onError(() => fs.remove(partial).pipe(Effect.ignore)))
-      yield* fs.rename(partial, out).pipe(Effect.mapError(fileError))
-      yield* Console.error(`wrote ${written} bytes to ${out}`)
-    })
-).pipe(Command.withDescription("stream a command's raw result (e.g. a GetFile file) to a file"))
 
 // Provided per command, so `--help` and usage errors need no configuration. The same
 // stack as `LiveResponse.layerConfig()`, with the rate limiter also exposed (batch's
@@ -153,15 +127,18 @@ const main = run(process.argv).pipe(
   Effect.catchAllCause((cause) =>
     Cause.isInterruptedOnly(cause)
       ? Effect.sync(() => {
-        exitCode = 130
+        exitCode = interruptedExitCode()
       })
       : fail(EXIT_CODES.Unexpected, `unexpected failure: ${Option.getOrElse(Cause.failureOption(cause), () => Cause.pretty(cause).split("\n")[0])}`)
   ),
   Effect.provide(NodeContext.layer)
 )
 
+installSignalHandlers()
+
 NodeRuntime.runMain(main, {
   disableErrorReporting: true,
-  // Ctrl-C interrupts the main fiber itself (after its finalizers, e.g. a session's cancel, ran).
-  teardown: (exit, onExit) => onExit(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? 130 : exitCode)
+  // Ctrl-C or SIGTERM interrupts the main fiber itself (after its finalizers, e.g. a session's cancel, ran).
+  teardown: (exit, onExit) =>
+    onExit(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? interruptedExitCode() : exitCode)
 })

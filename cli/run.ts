@@ -8,6 +8,7 @@ import { FileSystem } from "@effect/platform"
 import { Clock, Console, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { type DefenderClient, type DefenderError, type DefenderRateLimiter, LiveResponse, type MachineAction } from "../mod.ts"
 import { simulate } from "./batch.ts"
+import { mayStillRun } from "./signals.ts"
 
 const machine = Options.text("machine").pipe(Options.withDescription("the machine (device) id"))
 const script = Options.text("script").pipe(Options.withDescription("a script in the live response library"))
@@ -24,8 +25,11 @@ const interval = Options.integer("interval").pipe(
 )
 const comment = Options.text("comment").pipe(Options.withDefault("mde-live-response run"))
 
-/** The file name of a Windows or POSIX path. */
-const baseName = (path: string): string => path.split(/[\\/]/).filter((p) => p !== "").pop() ?? "result.bin"
+/** The file name of a Windows or POSIX path ("." and ".." name no file: "result.bin" instead). */
+const baseName = (path: string): string => {
+  const name = path.split(/[\\/]/).filter((p) => p !== "").pop()
+  return name === undefined || name === "." || name === ".." ? "result.bin" : name
+}
 
 /** The run command's parsed options. */
 interface RunParams {
@@ -71,11 +75,14 @@ const session = (params: RunParams) =>
           Effect.zipRight(
             Effect.sync(() => {
               actionId = started.id
+              mayStillRun(`machine action ${started.id} on ${params.machine}`)
             }),
             Console.error(`${status === undefined ? "" : "\r\x1b[2K"}started machine action ${started.id} on ${params.machine}`)
           )
       }
     ).pipe(
+      // Ended, or cancelled: a second signal has nothing left to wait for on the service.
+      Effect.ensuring(Effect.sync(() => mayStillRun(undefined))),
       // Interrupted while waiting: runAndAwait has sent the cancel by now.
       Effect.onInterrupt(() =>
         Effect.sync(() => {
@@ -111,7 +118,14 @@ const session = (params: RunParams) =>
         yield* fs.makeDirectory(params.out, { recursive: true }).pipe(Effect.ignore)
         const saved = yield* LiveResponse.downloadToFile(ref, target)
         yield* params.format === "json"
-          ? Console.log(JSON.stringify({ index: command.index, type: "GetFile", path, savedTo: saved.path, bytes: saved.bytes }))
+          ? Console.log(JSON.stringify({
+            index: command.index,
+            type: "GetFile",
+            path,
+            savedTo: saved.path,
+            bytes: saved.bytes,
+            md5Verified: saved.md5Verified
+          }))
           : Console.log(`# [${command.index}] ${path} saved to ${saved.path} (${saved.bytes} bytes${saved.md5Verified ? ", MD5 verified" : ""})`)
       }
     }

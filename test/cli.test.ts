@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Exit, Option, Redacted, Scope, Stream } from "effect"
-import { execFile, spawn } from "node:child_process"
-import { existsSync, mkdtempSync, readFileSync } from "node:fs"
-import { createServer, type Server } from "node:http"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs"
+import { createServer, type Server, type ServerResponse } from "node:http"
 import { type AddressInfo, createServer as createNetServer } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -90,6 +90,8 @@ interface Run {
   readonly code: number
   readonly stdout: string
   readonly stderr: string
+  /** stdout as bytes, for binary output. */
+  readonly bytes?: Buffer
 }
 
 const cli = (
@@ -114,12 +116,15 @@ const cli = (
         encoding: "buffer",
         maxBuffer: 16 * 1024 * 1024
       },
-      (error, stdout, stderr) =>
-        resolve({
+      (error, stdout, stderr) => {
+        const run = {
           code: error === null ? 0 : typeof error.code === "number" ? error.code : -1,
           stdout: stdout.toString("utf8"),
           stderr: stderr.toString("utf8")
-        })
+        }
+        // Not enumerable, so the tests that compare a whole Run still can.
+        resolve(Object.defineProperty(run, "bytes", { value: stdout, enumerable: false }))
+      }
     )
     if (input !== undefined) {
       // The child may exit before reading everything (a usage error): that is not the test's failure.
@@ -153,6 +158,81 @@ const expectOneErrorLine = (run: Run, tag: string) => {
   for (const secret of [CANARY_TOKEN, CANARY_SIG]) {
     expect(run.stderr + run.stdout).not.toContain(secret)
   }
+}
+
+/**
+ * The simulator behind a loopback server of the test's own, which can leave chosen
+ * requests unanswered (a cancel stuck in flight); `held` collects them.
+ */
+const serveSimulator = async (options: DefenderSimulator.Options, hold: (url: URL) => boolean = () => false) => {
+  const sim = await Effect.runPromise(DefenderSimulator.make(options))
+  const handler = DefenderSimulator.toWebHandler(sim)
+  const held: Array<ServerResponse> = []
+  let origin = ""
+  const proxy = createServer(async (req, res) => {
+    const chunks: Array<Buffer> = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const url = new URL(req.url ?? "/", origin)
+    if (hold(url)) {
+      held.push(res)
+      return
+    }
+    const headers = new Headers()
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (typeof value === "string" && !["host", "connection", "content-length"].includes(key)) headers.set(key, value)
+    }
+    const body = chunks.length === 0 ? null : Buffer.concat(chunks)
+    const answer = await handler(new Request(url, { method: req.method ?? "GET", headers, body }))
+    res.writeHead(answer.status, Object.fromEntries(answer.headers)).end(Buffer.from(await answer.arrayBuffer()))
+  })
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve))
+  origin = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`
+  sim.blobOrigin = origin
+  const env = {
+    MDE_API_URL: origin,
+    MDE_TOKEN: Redacted.value(DefenderSimulator.STATIC_TOKEN),
+    MDE_DOWNLOAD_HOSTS: "127.0.0.1",
+    MDE_RATE_LIMITS: "100/1m,1500/1h"
+  }
+  const close = () =>
+    new Promise<void>((resolve) => {
+      held.splice(0).forEach((res) => res.destroy())
+      proxy.closeAllConnections()
+      proxy.close(() => resolve())
+    })
+  return { sim, url: origin, env, held, close }
+}
+
+/** Polls `condition` every 50 ms (real processes, real time) until it holds, for at most `ms`. */
+const until = (condition: () => boolean, ms = 30_000): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const since = Date.now()
+    const poll = setInterval(() => {
+      if (condition()) {
+        clearInterval(poll)
+        resolve()
+      } else if (Date.now() - since > ms) {
+        clearInterval(poll)
+        reject(new Error("timed out waiting"))
+      }
+    }, 50)
+  })
+
+/** `run` as a child process, its stderr collected and its end awaited. */
+const spawnRun = (env: Record<string, string>) => {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ["--import", "tsx", "cli/main.ts", "run", "--machine", "m1", "--script", "a.ps1", "--interval", "1"],
+    { env: { PATH: process.env.PATH ?? "", ...env } }
+  )
+  let stderr = ""
+  child.stderr!.on("data", (data: Buffer) => {
+    stderr += data.toString()
+  })
+  const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal, at: performance.now() }))
+  )
+  return { child, stderr: () => stderr, exited }
 }
 
 describe("cli", { timeout: 60_000 }, () => {
@@ -198,6 +278,55 @@ describe("cli", { timeout: 60_000 }, () => {
     expectOneErrorLine(run, "ResultLinkError")
     expect(existsSync(out)).toBe(false)
     expect(existsSync(`${out}.partial`)).toBe(false)
+  })
+
+  it("download does not write through a symlink planted at its old temporary name", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mde-cli-"))
+    const out = join(dir, "result.bin")
+    const victim = join(dir, "victim.txt")
+    writeFileSync(victim, "precious")
+    symlinkSync(victim, `${out}.partial`)
+    const run = await cli(["download", "--action", "file", "--out", out])
+    expect(run.code).toBe(0)
+    expect(readFileSync(victim, "utf8")).toBe("precious")
+    expect(lstatSync(out).isSymbolicLink()).toBe(false)
+    expect(readFileSync(out).equals(FILE_BYTES)).toBe(true)
+    expect(readdirSync(dir).sort()).toEqual(["result.bin", "result.bin.partial", "victim.txt"])
+  })
+
+  it("download refuses an existing --out (nothing sent); --force replaces it, a symlink without writing through it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mde-cli-"))
+    const out = join(dir, "result.bin")
+    writeFileSync(out, "old")
+    const refused = await cli(["download", "--action", "file", "--out", out])
+    expect(refused.code).toBe(12)
+    expectOneErrorLine(refused, "FileError")
+    expect(refused.stderr).toContain("--force")
+    expect(readFileSync(out, "utf8")).toBe("old")
+    expect(linkHits).toEqual([])
+
+    const forced = await cli(["download", "--action", "file", "--out", out, "--force"])
+    expect(forced.code).toBe(0)
+    expect(readFileSync(out).equals(FILE_BYTES)).toBe(true)
+
+    const victim = join(dir, "victim.txt")
+    const link = join(dir, "link.bin")
+    writeFileSync(victim, "precious")
+    symlinkSync(victim, link)
+    expect((await cli(["download", "--action", "file", "--out", link])).code).toBe(12)
+    expect((await cli(["download", "--action", "file", "--out", link, "--force"])).code).toBe(0)
+    expect(readFileSync(victim, "utf8")).toBe("precious")
+    expect(lstatSync(link).isSymbolicLink()).toBe(false)
+    expect(readFileSync(link).equals(FILE_BYTES)).toBe(true)
+    expect(readdirSync(dir).sort()).toEqual(["link.bin", "result.bin", "victim.txt"])
+  })
+
+  it("download --out - streams the raw bytes to stdout", async () => {
+    const run = await cli(["download", "--action", "file", "--out", "-"])
+    expect(run.code).toBe(0)
+    expect(run.bytes!.equals(FILE_BYTES)).toBe(true)
+    expect(run.stderr).toBe(`wrote ${FILE_BYTES.length} bytes to stdout\n`)
+    expect(existsSync("-")).toBe(false)
   })
 
   it("an unknown action is one line on stderr and exit code 6", async () => {
@@ -451,6 +580,7 @@ describe("run", { timeout: 90_000 }, () => {
     expect(lines.map((l) => [l.index, l.type])).toEqual([[0, "RunScript"], [1, "GetFile"]])
     expect(lines[0].transcript.output).toContain("collect.ps1 -Deep")
     expect(lines[1].bytes).toBe(64 * 1024)
+    expect(lines[1]).toMatchObject({ savedTo: join(out, "app.log"), md5Verified: true })
     expect(readFileSync(join(out, "app.log")).length).toBe(64 * 1024)
     expect(result.stderr).toMatch(/^started machine action [0-9a-f-]+ on m1/)
   })
@@ -505,6 +635,62 @@ describe("run", { timeout: 90_000 }, () => {
       expect(state.status).toBe("Cancelled")
     } finally {
       await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  })
+  it("SIGTERM while waiting cancels the action on the service, once, and exits 143", async () => {
+    const served = await serveSimulator({ runFor: "10 minutes" })
+    try {
+      const run = spawnRun(served.env)
+      await until(() => run.stderr().includes("started machine action") && served.sim.count("getMachineAction") > 0)
+      run.child.kill("SIGTERM")
+      const { code } = await run.exited
+      expect(code).toBe(143)
+      const id = /started machine action ([0-9a-f-]+)/.exec(run.stderr())![1]!
+      expect(run.stderr()).toContain(`interrupted: cancel sent for machine action ${id}`)
+      expect(served.sim.count("cancel", 200)).toBe(1)
+    } finally {
+      await served.close()
+    }
+  })
+
+  it("a second signal while the cancel is in flight names the action that may still run, and exits at once", async () => {
+    // The cancel is never answered, so the first signal's cleanup cannot end by itself.
+    const served = await serveSimulator({ runFor: "10 minutes" }, (url) => url.pathname.endsWith("/cancel"))
+    try {
+      const run = spawnRun(served.env)
+      await until(() => run.stderr().includes("started machine action") && served.sim.count("getMachineAction") > 0)
+      const id = /started machine action ([0-9a-f-]+)/.exec(run.stderr())![1]!
+      run.child.kill("SIGTERM")
+      await until(() => served.held.length > 0)
+      const second = performance.now()
+      run.child.kill("SIGTERM")
+      const { at, code, signal } = await run.exited
+      expect({ code, signal }).toEqual({ code: 143, signal: null })
+      expect(at - second).toBeLessThan(5_000)
+      expect(run.stderr()).toContain(`interrupted (SIGTERM): cancelling machine action ${id} on m1`)
+      expect(run.stderr()).toContain(
+        `interrupted again (SIGTERM): exiting without waiting for the cancel; machine action ${id} on m1 may still be running`
+      )
+      expect(run.stderr()).not.toContain(Redacted.value(DefenderSimulator.STATIC_TOKEN))
+    } finally {
+      await served.close()
+    }
+  })
+
+  it("download of a corrupted body (a changed byte under the original MD5) fails typed and leaves no file", async () => {
+    const served = await serveSimulator({ faults: { corruptRate: 1 } })
+    try {
+      const dir = mkdtempSync(join(tmpdir(), "mde-cli-"))
+      const out = join(dir, "result.gz")
+      const run = await cli(["download", "--action", DefenderSimulator.ACTIONS.getFile, "--out", out], served.env)
+      expect(run.code).toBe(12)
+      const lines = run.stderr.trim().split("\n")
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatch(/^error: FileDownloadError: .*do not match the storage's Content-MD5/)
+      expect(readdirSync(dir)).toEqual([])
+      expect(served.sim.count("blob", 200)).toBeGreaterThan(0)
+    } finally {
+      await served.close()
     }
   })
 })
