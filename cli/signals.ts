@@ -24,23 +24,23 @@ export const mayStillRun = (what: string | undefined): void => {
   running = what
 }
 
+/** On a terminal, clears the line first (the status line, or the terminal's echoed `^C`). */
+const clear = (): string => (process.stderr.isTTY ? "\r\x1b[2K" : "")
+
 /** Installs the handlers; call once, before `NodeRuntime.runMain`. */
 export const installSignalHandlers = (): void => {
   const on = (signal: Signal) => () => {
     if (received === undefined) {
       received = signal
       if (running !== undefined) {
-        // On a terminal, over the status line.
-        const clear = process.stderr.isTTY ? "\r\x1b[2K" : ""
-        process.stderr.write(`${clear}interrupted (${signal}): cancelling ${running}; interrupt again to exit without waiting\n`)
+        process.stderr.write(`${clear()}interrupted (${signal}): cancelling ${running}; interrupt again to exit without waiting\n`)
       }
       return
     }
-    process.stderr.write(
-      running === undefined
-        ? `interrupted again (${signal}): exiting without waiting for the cleanup\n`
-        : `interrupted again (${signal}): exiting without waiting for the cancel; ${running} may still be running\n`
-    )
+    const what = running === undefined
+      ? "exiting without waiting for the cleanup"
+      : `exiting without waiting for the cancel; ${running} may still be running`
+    process.stderr.write(`${clear()}interrupted again (${signal}): ${what}\n`)
     process.exit(CODES[signal])
   }
   process.on("SIGINT", on("SIGINT"))
