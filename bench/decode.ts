@@ -9,12 +9,21 @@
  * own. The inputs are generated once, written to a temporary directory and read
  * back by the children, as a download would hand them over: flat bytes.
  *
+ * Issue 11 adds a pathological transcript: a raw NUL or newline every 3 bytes
+ * (10 MiB in the quick run, 100 MiB in the full one), decoded with
+ * `Effect.runPromise` as `getTranscript` does, for its peak RSS (target: at most
+ * 4x the file size) and the longest time the event loop was blocked (target: at
+ * most one second), measured by a 10 ms interval probe and
+ * `perf_hooks.monitorEventLoopDelay`.
+ *
  *   node --import tsx bench/decode.ts [--quick]
+ *   node --import tsx bench/decode.ts --child patho 100   (one pathological decode)
  */
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { monitorEventLoopDelay } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import * as vm from "node:vm"
 import * as v8 from "node:v8"
@@ -185,7 +194,8 @@ const decoderFor = async (
       // only these children load the library (and Effect: about two seconds under tsx)
       const { Effect } = await import("effect")
       const Transcript = await import("../src/Transcript.ts")
-      if (mode === "decode-bytes") return () => Effect.runSync(Transcript.decode(inputs.tolerantBytes))
+      // large bytes decode in steps with a turn of the event loop between them: runPromise
+      if (mode === "decode-bytes") return () => Effect.runPromise(Transcript.decode(inputs.tolerantBytes))
       const text = utf8.decode(inputs.tolerantBytes)
       return () => Effect.runSync(Transcript.decode(text))
     }
@@ -217,7 +227,7 @@ const childSpeed = async (dir: string, runs: number): Promise<Record<string, num
     for (let m = 0; m < MODES.length; m++) {
       gc()
       const start = performance.now()
-      const value = decoders[m]!()
+      const value = await decoders[m]!()
       const elapsed = performance.now() - start
       if (run >= 0) times[m]!.push(elapsed)
       else lengths.add(outputLength(value))
@@ -267,7 +277,7 @@ const childMemory = async (dir: string, mode: Mode): Promise<Record<string, numb
   const reset = resetPeakRss()
   const before = rssMiB()
   const beforeMax = maxRssMiB()
-  const value = decodeOnce()
+  const value = await decodeOnce()
   const peak = maxRssMiB()
   const kept = outputLength(value) // keeps the value alive up to here
   decodeOnce = () => undefined
@@ -281,10 +291,69 @@ const childMemory = async (dir: string, mode: Mode): Promise<Record<string, numb
   }
 }
 
+/** `{"script_name":…,"script_output":"` + `ab<NUL>ab<LF>`… + `",…}`: a raw control character every 3 bytes. */
+export const pathologicalTranscript = (bytes: number): { readonly bytes: Uint8Array; readonly outputChars: number } => {
+  const head = Buffer.from(`{"script_name":"patho.ps1","exit_code":0,"script_output":"`)
+  const tail = Buffer.from(`","script_error":""}`)
+  const content = Math.floor((bytes - head.length - tail.length) / 6) * 6
+  const out = Buffer.alloc(head.length + content + tail.length)
+  head.copy(out, 0)
+  const unit = Buffer.from("ab\u0000ab\n")
+  for (let at = head.length; at < head.length + content; at += 6) unit.copy(out, at)
+  tail.copy(out, head.length + content)
+  return { bytes: new Uint8Array(out.buffer, out.byteOffset, out.length), outputChars: content }
+}
+
+/**
+ * One pathological decode through `Effect.runPromise`: peak RSS above the start (the input
+ * already in memory) and the longest event-loop block, by a 10 ms interval probe and by
+ * `monitorEventLoopDelay`.
+ */
+const childPathological = async (sizeMiB: number): Promise<Record<string, number | boolean>> => {
+  const input = pathologicalTranscript(sizeMiB * MiB)
+  const { Effect } = await import("effect")
+  const Transcript = await import("../src/Transcript.ts")
+  gc()
+  gc()
+  const reset = resetPeakRss()
+  const before = rssMiB()
+  const beforeMax = maxRssMiB()
+  const histogram = monitorEventLoopDelay({ resolution: 10 })
+  histogram.enable()
+  let last = performance.now()
+  let longestGap = 0
+  const probe = setInterval(() => {
+    const now = performance.now()
+    longestGap = Math.max(longestGap, now - last)
+    last = now
+  }, 10)
+  const start = performance.now()
+  const transcript = await Effect.runPromise(Transcript.decode(input.bytes))
+  const ms = performance.now() - start
+  await new Promise((resolve) => setTimeout(resolve, 30)) // a last probe tick after the decode
+  clearInterval(probe)
+  histogram.disable()
+  const peak = maxRssMiB()
+  if (transcript.output.length !== input.outputChars) {
+    throw new Error(`decoded ${transcript.output.length} characters, expected ${input.outputChars}`)
+  }
+  const above = peak - (reset ? before : Math.max(before, beforeMax))
+  return {
+    ms,
+    peakAboveBeforeMiB: above,
+    peakX: above * MiB / input.bytes.length,
+    exactPeak: reset,
+    longestBlockMs: longestGap,
+    loopDelayMaxMs: histogram.max / 1e6
+  }
+}
+
 const child = async (args: ReadonlyArray<string>): Promise<void> => {
   const [kind, dir, arg] = args
   const figures = kind === "speed"
     ? await childSpeed(dir!, Number(arg))
+    : kind === "patho"
+    ? await childPathological(Number(dir))
     : await childMemory(dir!, arg as Mode)
   process.stdout.write(JSON.stringify(figures) + "\n")
 }
@@ -325,6 +394,8 @@ const casesFor = (quick: boolean): ReadonlyArray<Case> =>
 
 const SPEED_TARGET = 0.5
 const MEMORY_TARGET = 3
+const PATHOLOGICAL_MEMORY_TARGET = 4
+const BLOCK_TARGET_MS = 1000
 
 export const run = async (options: BenchOptions): Promise<BenchResult> => {
   const figures: Record<string, number | string | boolean> = {}
@@ -392,6 +463,29 @@ export const run = async (options: BenchOptions): Promise<BenchResult> => {
         met: memoryX <= MEMORY_TARGET
       })
     }
+    const sizeMiB = options.quick ? 10 : 100
+    const patho = await runChild(["patho", String(sizeMiB)])
+    const key = `pathological.${sizeMiB}MiB`
+    figures[`${key}.ms`] = round(patho.ms!, 1)
+    figures[`${key}.peakMiB`] = round(patho.peakAboveBeforeMiB!, 1)
+    figures[`${key}.peakX`] = round(patho.peakX!, 2)
+    figures[`${key}.longestBlockMs`] = round(patho.longestBlockMs!, 1)
+    figures[`${key}.loopDelayMaxMs`] = round(patho.loopDelayMaxMs!, 1)
+    targets.push({
+      name: `decode peak memory, pathological ${sizeMiB} MiB (a raw NUL or newline every 3 bytes)`,
+      target: `<= ${PATHOLOGICAL_MEMORY_TARGET}x file size`,
+      measured: round(patho.peakX!, 2),
+      unit: "x file size (peak RSS above start)",
+      met: patho.peakX! <= PATHOLOGICAL_MEMORY_TARGET
+    })
+    const block = Math.max(patho.longestBlockMs!, patho.loopDelayMaxMs!)
+    targets.push({
+      name: `longest event-loop block while decoding, pathological ${sizeMiB} MiB`,
+      target: `<= ${BLOCK_TARGET_MS} ms`,
+      measured: round(block, 1),
+      unit: "ms (10 ms interval probe and monitorEventLoopDelay, the larger)",
+      met: block <= BLOCK_TARGET_MS
+    })
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true })
   }
@@ -401,7 +495,9 @@ export const run = async (options: BenchOptions): Promise<BenchResult> => {
       + "content as strict JSON; speed is the median of several runs after warm-up in a fresh child per size, "
       + "ratio = JSON.parse time / decode time, bytes in on both sides (TextDecoder + JSON.parse for the reference; "
       + "the text-in ratio is a figure); peak memory is one decode in a fresh child, "
-      + "peak RSS above the RSS at the start (input already in memory), / file size, bytes in.",
+      + "peak RSS above the RSS at the start (input already in memory), / file size, bytes in; the pathological "
+      + "transcript (a raw NUL or newline every 3 bytes) is one decode through Effect.runPromise, with its peak RSS "
+      + "and the longest event-loop block (10 ms interval probe, monitorEventLoopDelay).",
     figures,
     targets
   }

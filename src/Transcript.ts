@@ -18,7 +18,7 @@
  */
 import { Effect, Either, ParseResult, Schema, type SchemaAST } from "effect"
 import { TranscriptDecodeError } from "./DefenderError.ts"
-import { escapeControlBytesInStrings, parseTolerantJson } from "./internal/tolerantJson.ts"
+import { parseTolerantJson, parseTolerantJsonBytes } from "./internal/tolerantJson.ts"
 
 /**
  * A decoded RunScript transcript.
@@ -169,20 +169,61 @@ const fromText = (text: string, escaped = false): Result =>
     onRight: fromJson
   })
 
-// A BOM is kept by the byte decoder so that the JSON parser removes exactly one.
-const utf8 = new TextDecoder("utf-8", { ignoreBOM: true })
+type Steps = Generator<void, Either.Either<unknown, string>>
 
+const unreadable = (error: unknown): Result =>
+  // e.g. a view of a SharedArrayBuffer, or more text than the engine can hold
+  failure("InvalidJson", undefined, `the bytes could not be read as UTF-8: ${String(error).slice(0, 200)}`)
+
+const fromParsed = (parsed: Either.Either<unknown, string>): Result =>
+  Either.match(parsed, { onLeft: (reason) => failure("InvalidJson", undefined, reason), onRight: fromJson })
+
+/** Runs the steps of a bytes decode (see `parseTolerantJsonBytes`) at once. */
 const fromBytes = (bytes: Uint8Array): Result => {
-  let text: string
   try {
-    // Escaped as bytes, decoded once: the raw text never exists as a string (see escapeControlBytesInStrings).
-    text = utf8.decode(escapeControlBytesInStrings(bytes))
+    const steps: Steps = parseTolerantJsonBytes(bytes)
+    let step = steps.next()
+    while (step.done !== true) step = steps.next()
+    return fromParsed(step.value)
   } catch (error) {
-    // e.g. a view of a SharedArrayBuffer, or more text than the engine can hold
-    return failure("InvalidJson", undefined, `the bytes could not be read as UTF-8: ${String(error).slice(0, 200)}`)
+    return unreadable(error)
   }
-  return fromText(text, true)
 }
+
+/** Lets the event loop run (I/O, timers) between two steps; `setImmediate` where there is one. */
+const nextTurn: Effect.Effect<void> = Effect.async<void>((resume) => {
+  const g = globalThis as { setImmediate?: (f: () => void) => unknown; clearImmediate?: (id: unknown) => void }
+  if (typeof g.setImmediate === "function" && typeof g.clearImmediate === "function") {
+    const id = g.setImmediate(() => resume(Effect.void))
+    return Effect.sync(() => g.clearImmediate!(id))
+  }
+  const id = setTimeout(() => resume(Effect.void), 0)
+  return Effect.sync(() => clearTimeout(id))
+})
+
+/** Bytes over this are decoded in steps with a turn of the event loop between them. */
+const YIELDING_BYTES = 256 * 1024
+
+/** The steps of a bytes decode, each followed by a turn of the event loop (interruptible there). */
+const fromBytesYielding = (bytes: Uint8Array): Effect.Effect<Transcript, TranscriptDecodeError> =>
+  Effect.suspend(() => {
+    let steps: Steps
+    try {
+      steps = parseTolerantJsonBytes(bytes)
+    } catch (error) {
+      return unreadable(error)
+    }
+    const loop: Effect.Effect<Transcript, TranscriptDecodeError> = Effect.suspend(() => {
+      let step: IteratorResult<void, Either.Either<unknown, string>>
+      try {
+        step = steps.next()
+      } catch (error) {
+        return unreadable(error)
+      }
+      return step.done === true ? fromParsed(step.value) : Effect.zipRight(nextTurn, loop)
+    })
+    return loop
+  })
 
 const toJson = (transcript: Transcript): string =>
   JSON.stringify({
@@ -242,6 +283,9 @@ export const TranscriptFromBytes: Schema.Schema<Transcript, Uint8Array> = Schema
 /**
  * Decodes a transcript from its text or its bytes; every problem is a
  * `TranscriptDecodeError` whose `reason`, `field` and `detail` say what was wrong.
+ * Bytes over 256 KiB are decoded in steps with a turn of the event loop between them
+ * (large string literals a piece at a time, in memory within a few times the input's size),
+ * so run it with `Effect.runPromise` or in a fiber, not `Effect.runSync`.
  *
  * @example
  * ```ts
@@ -258,4 +302,6 @@ export const TranscriptFromBytes: Schema.Schema<Transcript, Uint8Array> = Schema
  * @category decoding
  */
 export const decode = (input: string | Uint8Array): Effect.Effect<Transcript, TranscriptDecodeError> =>
-  Effect.suspend(() => typeof input === "string" ? fromText(input) : fromBytes(input))
+  Effect.suspend(() =>
+    typeof input === "string" ? fromText(input) : input.length > YIELDING_BYTES ? fromBytesYielding(input) : fromBytes(input)
+  )

@@ -470,3 +470,44 @@ describe("internal/tolerantJson", () => {
     expect(parseTolerantJson("\uFEFF[\"\u0000\"]")).toEqual(Either.right(["\u0000"]))
   })
 })
+
+describe("large string literals (over 64 KiB) are decoded apart, a piece at a time", () => {
+  // Every kind of character at every position relative to the 256 KiB piece boundaries:
+  // escapes (\uXXXX, surrogate pairs, \\ and \"), multi-byte UTF-8, raw controls, a
+  // backslash before a raw control character.
+  const atoms = ["a", "\\\\", "\\\"", "\\u00e9", "\\ud83d\\ude00", "\u0000", "\n", "\r\n", "\t", "é", "😀", "中", "\\n", "\u0001", "\\u0000", "\\\u0000"]
+  const big = (random: () => number, chars: number) => {
+    let raw = ""
+    while (raw.length < chars) raw += atoms[Math.floor(random() * atoms.length)]
+    return raw
+  }
+  /** What the literal's raw content means (each raw control character as its escape). */
+  const meaning = (raw: string): string =>
+    JSON.parse(`"${raw.replace(/\\\\|\\(?=[\u0000-\u001f])|[\u0000-\u001f]/g, (m) =>
+      m === "\\\\" ? m : m === "\\" ? "\\\\" : `\\u${m.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`)
+
+  it.effect("values, keys and array elements decode exactly as a whole would", () =>
+    Effect.gen(function*() {
+      const random = prng(11)
+      for (let round = 0; round < 6; round++) {
+        const output = big(random, 300_000 + round * 50_000)
+        const key = big(random, 70_000)
+        const text = `{"script_name":"big.ps1","exit_code":0,"script_output":"${output}","script_error":"","extra":{"${key}":["${output}",1]}}`
+        const decoded = yield* Transcript.decode(utf8(text))
+        expect(decoded.output === meaning(output).replace(/\u0000+$/, "")).toBe(true)
+        const strict = Schema.decodeSync(Transcript.TranscriptFromBytes)(utf8(text))
+        expect(strict).toEqual(decoded)
+      }
+    }))
+
+  it.effect("an invalid escape inside one, or broken structure around one, is InvalidJson", () =>
+    Effect.gen(function*() {
+      const output = "x".repeat(200_000)
+      const badEscape = yield* failureOf(utf8(`{"script_name":"a","exit_code":0,"script_output":"${output}\\q${output}","script_error":""}`))
+      expect(badEscape.reason).toBe("InvalidJson")
+      const badStructure = yield* failureOf(utf8(`{"script_name":"a","exit_code":0,"script_output":"${output}" "script_error":""}`))
+      expect(badStructure.reason).toBe("InvalidJson")
+      const unterminated = yield* failureOf(utf8(`{"script_name":"a","exit_code":0,"script_output":"${output}`))
+      expect(unterminated.reason).toBe("InvalidJson")
+    }))
+})

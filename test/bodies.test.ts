@@ -15,6 +15,7 @@ import * as DefenderClient from "../src/DefenderClient.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as LiveResponse from "../src/LiveResponse.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import * as Transcript from "../src/Transcript.ts"
 import { BLOB_HOST, blobUrl, clientLayer, linkResponse, makeFake } from "./utils/fake.ts"
 
 const deps = (sim: DefenderSimulator.DefenderSimulator) =>
@@ -234,4 +235,42 @@ describe("decompression is capped", () => {
       const raised = yield* decompressed(gzipSync(Buffer.alloc(4 * 1024 * 1024)), { maxDecompressionRatio: 10_000 })
       expect([raised.exit._tag, raised.size]).toEqual(["Success", 4 * 1024 * 1024])
     }))
+})
+
+describe("the pathological transcript", () => {
+  /** 1 MiB: `ab<NUL>ab<LF>`… as script_output, a raw control character every 3 bytes. */
+  const MiB = 1024 * 1024
+  const unit = "ab\u0000ab\n"
+  const output = unit.repeat(Math.floor((MiB - 80) / unit.length))
+  const bytes = new TextEncoder().encode(
+    `{"script_name":"patho.ps1","exit_code":0,"script_output":"${output}","script_error":""}`
+  )
+
+  it.effect("decodes correctly, in steps that let the event loop run between them", () =>
+    Effect.gen(function*() {
+      // A setImmediate chain counts the turns of the event loop the decode leaves to others.
+      let turns = 0
+      let done = false
+      const tick = () => {
+        turns++
+        if (!done) setImmediate(tick)
+      }
+      setImmediate(tick)
+      const transcript = yield* Transcript.decode(bytes).pipe(Effect.ensuring(Effect.sync(() => void (done = true))))
+      expect(transcript).toEqual({ scriptName: "patho.ps1", exitCode: 0, output, error: "" })
+      expect(turns).toBeGreaterThanOrEqual(4)
+    }))
+
+  it("is asynchronous (so Effect.runSync is refused), while a small transcript stays synchronous", () => {
+    expect(() => Effect.runSync(Transcript.decode(bytes))).toThrow()
+    const small = new TextEncoder().encode(`{"script_name":"a","exit_code":0,"script_output":"${unit.repeat(100)}","script_error":""}`)
+    expect(Effect.runSync(Transcript.decode(small)).output).toBe(unit.repeat(100))
+  })
+
+  it.effect("arrives whole through getTranscript", () => {
+    const fake = makeFake((req) => (req.url.host !== BLOB_HOST ? linkResponse(blobUrl()) : new Response(bytes)))
+    return Effect.gen(function*() {
+      expect((yield* LiveResponse.getTranscript(ref)).output).toBe(output)
+    }).pipe(Effect.provide(clientLayer(fake)))
+  })
 })

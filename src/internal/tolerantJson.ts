@@ -271,3 +271,181 @@ export const parseTolerantJson = (input: string, escaped = false): Either.Either
     return Either.left(reasonOf(error))
   }
 }
+
+// ---------------------------------------------------------------------------
+// Bytes in steps: large string literals decoded apart, a piece at a time
+// ---------------------------------------------------------------------------
+
+/** A string literal longer than this (in bytes) is decoded apart from the rest of the JSON. */
+const OUTLINE_BYTES = 64 * 1024
+/** How many bytes of a literal are decoded at once, and how many are scanned per step. */
+const PIECE_BYTES = 256 * 1024
+const SCAN_BYTES = 4 * 1024 * 1024
+
+/** Whether `at` follows an odd run of backslashes (counted back to `floor`). */
+const escapedAt = (bytes: Uint8Array, at: number, floor: number): boolean => {
+  let i = at - 1
+  while (i >= floor && bytes[i] === BACKSLASH_BYTE) i--
+  return (at - 1 - i) % 2 === 1
+}
+
+/**
+ * Where a piece of the literal content `[from, end)` may end, at or after `want`: never inside
+ * an escape (`\x`, `\uXXXX`) nor inside a UTF-8 sequence, so that each piece decodes alone to
+ * exactly its part of the whole.
+ */
+const cutAt = (bytes: Uint8Array, from: number, want: number, end: number): number => {
+  let q = want
+  if (q >= end) return end
+  if (escapedAt(bytes, q, from)) q++
+  for (let k = 1; k <= 4 && q - k > from; k++) {
+    if (bytes[q - k] === 0x75 && escapedAt(bytes, q - k, from)) {
+      q = q - k + 5
+      break
+    }
+  }
+  while (q < end && (bytes[q]! & 0xc0) === 0x80) q++
+  return Math.min(q, end)
+}
+
+/**
+ * `"` + the content bytes `[from, to)` with their raw control characters escaped + `"`, written
+ * in one pass into `scratch` (at least `7 * (to - from) + 2` bytes: an escape is at most six
+ * bytes, plus a backslash); a view of it.
+ */
+const quotedPiece = (bytes: Uint8Array, from: number, to: number, scratch: Uint8Array): Uint8Array => {
+  scratch[0] = QUOTE_BYTE
+  let o = 1
+  let escaped = false
+  let copied = from
+  for (let i = from; i < to; i++) {
+    const byte = bytes[i]!
+    if (byte >= 32) {
+      escaped = byte === BACKSLASH_BYTE ? !escaped : false
+      continue
+    }
+    scratch.set(bytes.subarray(copied, i), o)
+    o += i - copied
+    // after an unpaired backslash: a literal backslash, as in escapeControlCharactersInStrings
+    if (escaped) scratch[o++] = BACKSLASH_BYTE
+    const escape = ESCAPE_BYTES[byte]!
+    scratch.set(escape, o)
+    o += escape.length
+    copied = i + 1
+    escaped = false
+  }
+  scratch.set(bytes.subarray(copied, to), o)
+  o += to - copied
+  scratch[o++] = QUOTE_BYTE
+  return scratch.subarray(0, o)
+}
+
+const utf8Keeping = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/** One literal's content, decoded a piece at a time (a step between pieces). */
+function* decodeLiteral(bytes: Uint8Array, start: number, end: number): Generator<void, Either.Either<string, string>> {
+  const pieces: Array<string> = []
+  // a cut moves at most a few bytes past PIECE_BYTES (an escape, a UTF-8 sequence)
+  const scratch = new Uint8Array(7 * (PIECE_BYTES + 16) + 2)
+  let from = start
+  while (from < end) {
+    const to = cutAt(bytes, start, from + PIECE_BYTES, end)
+    const parsed = strictParse(utf8Keeping.decode(quotedPiece(bytes, from, to, scratch)))
+    if (Either.isLeft(parsed)) return Either.left(reasonOf(parsed.left))
+    pieces.push(parsed.right as string)
+    from = to
+    yield
+  }
+  return Either.right(pieces.join(""))
+}
+
+/**
+ * The closed string literals over `OUTLINE_BYTES`, as content ranges, a step per few MiB. It
+ * jumps from quote to quote (`indexOf`, native), a quote after an odd run of backslashes
+ * being inside the literal: the same literals the byte-by-byte scan of
+ * `escapeControlBytesInStrings` follows.
+ */
+function* findLargeLiterals(bytes: Uint8Array): Generator<void, Array<readonly [number, number]>> {
+  const found: Array<readonly [number, number]> = []
+  let from = 0
+  let stepEnd = SCAN_BYTES
+  while (true) {
+    const open = bytes.indexOf(QUOTE_BYTE, from)
+    if (open === -1) break
+    let close = bytes.indexOf(QUOTE_BYTE, open + 1)
+    while (close !== -1 && escapedAt(bytes, close, open + 1)) close = bytes.indexOf(QUOTE_BYTE, close + 1)
+    if (close === -1) break
+    if (close - open - 1 > OUTLINE_BYTES) found.push([open + 1, close])
+    from = close + 1
+    if (from >= stepEnd) {
+      stepEnd = from + SCAN_BYTES
+      yield
+    }
+  }
+  return found
+}
+
+/** Puts the decoded literals back where their placeholders are, in keys and in values. */
+const restore = (value: unknown, literals: ReadonlyMap<string, string>): unknown => {
+  if (typeof value === "string") return literals.get(value) ?? value
+  if (typeof value !== "object" || value === null) return value
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = restore(value[i], literals)
+    return value
+  }
+  const record = value as Record<string, unknown>
+  const keys = Object.keys(record)
+  if (!keys.some((key) => literals.has(key))) {
+    for (const key of keys) record[key] = restore(record[key], literals)
+    return record
+  }
+  // A placeholder key: the object is rebuilt in its order (defineProperty keeps a "__proto__" key own).
+  const rebuilt: Record<string, unknown> = {}
+  for (const key of keys) {
+    Object.defineProperty(rebuilt, literals.get(key) ?? key, {
+      value: restore(record[key], literals),
+      writable: true,
+      enumerable: true,
+      configurable: true
+    })
+  }
+  return rebuilt
+}
+
+/**
+ * @internal `parseTolerantJson` of UTF-8 bytes (as `TranscriptFromBytes` decodes them), in
+ * steps: each `yield` is a point where the caller may let other work run. A string literal
+ * over 64 KiB is replaced by a placeholder in the JSON `JSON.parse` sees and decoded apart, a
+ * piece of 256 KiB at a time, so a literal full of raw control characters is never escaped
+ * (up to six times its size) in one piece; the rest is escaped and parsed as before. The value,
+ * or the reason for an input with no literal that large, is the same as before.
+ */
+export function* parseTolerantJsonBytes(bytes: Uint8Array): Generator<void, Either.Either<unknown, string>> {
+  const large = yield* findLargeLiterals(bytes)
+  if (large.length === 0) return parseTolerantJson(utf8Keeping.decode(escapeControlBytesInStrings(bytes)), true)
+  // Placeholders no transcript can contain by chance: a random tag per decode.
+  const tag = `mde-outlined-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}-`
+  const parts: Array<Uint8Array> = []
+  let copied = 0
+  large.forEach(([start, end], i) => {
+    parts.push(bytes.subarray(copied, start), Uint8Array.from(`${tag}${i}`, (c) => c.charCodeAt(0)))
+    copied = end
+  })
+  parts.push(bytes.subarray(copied))
+  const skeleton = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
+  let at = 0
+  for (const part of parts) {
+    skeleton.set(part, at)
+    at += part.length
+  }
+  // The structure first: an input that is not JSON fails before any literal is decoded.
+  const parsed = parseTolerantJson(utf8Keeping.decode(escapeControlBytesInStrings(skeleton)), true)
+  if (Either.isLeft(parsed)) return parsed
+  const literals = new Map<string, string>()
+  for (let i = 0; i < large.length; i++) {
+    const decoded = yield* decodeLiteral(bytes, large[i]![0], large[i]![1])
+    if (Either.isLeft(decoded)) return decoded
+    literals.set(`${tag}${i}`, decoded.right)
+  }
+  return Either.right(restore(parsed.right, literals))
+}
