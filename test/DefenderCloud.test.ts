@@ -91,3 +91,18 @@ describe("a cloud built in code", () => {
     }).pipe(Effect.provide(clientLayer(fake, { client: { cloud: plainHttp }, auth })))
   })
 })
+
+describe("a login host built in code", () => {
+  it.effect("with plain http off loopback gets no client secret: the login fails before any request", () => {
+    const fake = makeFake(() => new Response("{}", { status: 500 }))
+    const cloud: DefenderCloud.DefenderCloud = { ...DefenderCloud.commercial, authorityHost: "http://login.example.test" }
+    const auth = DefenderAuth.layerClientSecret({ tenantId: "t", clientId: "c", clientSecret: Redacted.make(CANARY_SECRET), cloud })
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip(LiveResponse.getResultLink({ machineActionId: ACTION_ID, index: 0 }))
+      expect(error._tag === "AuthenticationError" && error.reason).toBe("TokenRequestFailed")
+      expect(error.message).toContain("never sent to an insecure login host")
+      expect(error.message).not.toContain(CANARY_SECRET)
+      expect(fake.requests).toHaveLength(0)
+    }).pipe(Effect.provide(clientLayer(fake, { auth })))
+  })
+})

@@ -173,8 +173,16 @@ const retrySchedule: Schedule.Schedule<unknown, Failed> = Schedule.exponential("
 export const requestToken = (
   options: ClientSecretOptions
 ): Effect.Effect<IssuedToken, AuthenticationError, HttpClient.HttpClient> =>
-  attempt(options).pipe(
-    Effect.retry(retrySchedule),
-    Effect.mapError((f) => f.error),
-    Effect.withSpan("DefenderAuth.requestToken", { attributes: { "mde.tenant_id": options.tenantId } })
-  )
+  Effect.suspend(() => {
+    // A cloud built in code is checked like configuration: the secret never goes over plain http.
+    const host = DefenderCloud.validateBaseUrl((options.cloud ?? DefenderCloud.commercial).authorityHost)
+    return host._tag === "Left"
+      ? Effect.fail(
+        new AuthenticationError({
+          reason: "TokenRequestFailed",
+          errorCodes: [],
+          error: `the client secret is never sent to an insecure login host: ${host.left} (AZURE_AUTHORITY_HOST or the cloud)`
+        })
+      )
+      : attempt(options).pipe(Effect.retry(retrySchedule), Effect.mapError((f) => f.error))
+  }).pipe(Effect.withSpan("DefenderAuth.requestToken", { attributes: { "mde.tenant_id": options.tenantId } }))
