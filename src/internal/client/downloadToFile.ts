@@ -135,7 +135,10 @@ const saveTo = (
             state = { ...state, offset: state.offset + chunk.length }
           })
         )).pipe(Effect.either)
-      if (read._tag === "Left" && read.left._tag === "FileDownloadError") return yield* read.left
+      // Only a broken or stalled connection is resumed; a file error or a body over maxResultBytes is final.
+      if (read._tag === "Left" && !(read.left._tag === "HttpError" && read.left.reason === "Transport")) {
+        return yield* read.left
+      }
       if (afterBody(state, read._tag === "Left") === "done") break
       // The connection broke mid-body: resume where it stopped.
       yield* interrupted(() => `${interruptions - 1} resumes at ${state.offset} bytes`)
