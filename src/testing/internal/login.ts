@@ -89,20 +89,37 @@ const scopeRefusal = (call: Call, tenant: string, scope: string | null): Respons
   return undefined
 }
 
+/** One of Entra's refusals: the status, `error`, the AADSTS code and its description. */
+type Refusal = readonly [status: number, error: string, code: number, description: string]
+
+const NO_ASSERTION_TYPE: Refusal = [
+  400,
+  "invalid_request",
+  900144,
+  "The request body must contain the following parameter: 'client_assertion_type'."
+]
+const NO_CREDENTIAL: Refusal = [
+  401,
+  "invalid_client",
+  7000218,
+  "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
+]
+const WRONG_SECRET: Refusal = [
+  401,
+  "invalid_client",
+  7000215,
+  "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."
+]
+
+const refuse = (call: Call, [status, error, code, description]: Refusal): Response =>
+  entraError(call, status, error, code, description)
+
 /** The secret or the certificate's signed assertion; `undefined` when it is accepted. */
 const credentialRefusal = (call: Call, form: URLSearchParams): Response | undefined => {
   const { clientCertificates, clientId, clientSecret } = call.state.settings
   const assertion = form.get("client_assertion")
   if (assertion !== null && assertion !== "") {
-    if (form.get("client_assertion_type") !== JWT_BEARER) {
-      return entraError(
-        call,
-        400,
-        "invalid_request",
-        900144,
-        "The request body must contain the following parameter: 'client_assertion_type'."
-      )
-    }
+    if (form.get("client_assertion_type") !== JWT_BEARER) return refuse(call, NO_ASSERTION_TYPE)
     const refusal = checkAssertion(assertion, {
       audience: `${call.url.origin}${call.url.pathname}`,
       clientId,
@@ -114,25 +131,8 @@ const credentialRefusal = (call: Call, form: URLSearchParams): Response | undefi
       : entraError(call, refusal.status, refusal.error, refusal.code, refusal.description)
   }
   const secret = form.get("client_secret")
-  if (secret === null || secret === "") {
-    return entraError(
-      call,
-      401,
-      "invalid_client",
-      7000218,
-      "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."
-    )
-  }
-  if (secret !== clientSecret) {
-    return entraError(
-      call,
-      401,
-      "invalid_client",
-      7000215,
-      "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."
-    )
-  }
-  return undefined
+  if (secret === null || secret === "") return refuse(call, NO_CREDENTIAL)
+  return secret === clientSecret ? undefined : refuse(call, WRONG_SECRET)
 }
 
 /** @internal Answers `POST /{tenant}/oauth2/v2.0/token`: a token for the simulated app, or Entra's error. */
