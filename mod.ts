@@ -32,6 +32,8 @@ export * as DefenderRateLimiter from "./src/DefenderRateLimiter.ts"
 export * as DefenderCloud from "./src/DefenderCloud.ts"
 /** Machine actions: the type `runLiveResponse` answers, its commands, schema and decoder. @since 0.1.0 */
 export * as MachineAction from "./src/MachineAction.ts"
+/** Machines as the machines list reports them: the type, its decoder and `$filter` helpers. @since 0.1.0 */
+export * as Machine from "./src/Machine.ts"
 /** Tolerant RunScript transcript decoding. @since 0.1.0 */
 export * as Transcript from "./src/Transcript.ts"
 /** Every typed error. @since 0.1.0 */

@@ -18,14 +18,17 @@ import type { DefenderError } from "./DefenderError.ts"
 import { DefenderRateLimiter } from "./DefenderRateLimiter.ts"
 import type { ClientContext } from "./internal/client/context.ts"
 import { downloadToFile } from "./internal/client/downloadToFile.ts"
-import { uploadScript } from "./internal/client/library.ts"
+import { deleteLibraryFile, listLibraryFiles, uploadScript } from "./internal/client/library.ts"
+import { listMachineActions, listMachines } from "./internal/client/listing.ts"
 import { cancelMachineAction, getMachineAction, runLiveResponse } from "./internal/client/machineActions.ts"
 import { getResultLink } from "./internal/client/resultLink.ts"
+import * as paging from "./internal/client/paging.ts"
 import * as retry from "./internal/client/retry.ts"
 import { downloadResult, getTranscript } from "./internal/client/transcript.ts"
 import { parseShortDuration } from "./internal/duration.ts"
 import { noRedirects } from "./internal/noRedirects.ts"
 import { DEFAULT_DOWNLOAD_HOSTS, parseHostList } from "./internal/url.ts"
+import type * as Machine from "./Machine.ts"
 import type * as MachineAction from "./MachineAction.ts"
 import type * as Transcript from "./Transcript.ts"
 
@@ -96,7 +99,51 @@ export interface DefenderClient {
     machineActionId: string,
     comment: string
   ) => Effect.Effect<MachineAction.MachineAction, DefenderError>
+  /**
+   * The machines a `$filter` selects (`GET /api/machines`), every page through
+   * `@odata.nextLink`, each page fetched when the stream needs it.
+   */
+  readonly listMachines: (options?: ListOptions) => Stream.Stream<Machine.Machine, DefenderError>
+  /** The machine actions a `$filter` selects (`GET /api/machineactions`), paged like `listMachines`. */
+  readonly listMachineActions: (options?: ListOptions) => Stream.Stream<MachineAction.MachineAction, DefenderError>
+  /** Every file of the live response library (`GET /api/libraryfiles`). */
+  readonly listLibraryFiles: () => Effect.Effect<ReadonlyArray<LibraryFileDetails>, DefenderError>
+  /** Removes a file from the live response library (`DELETE /api/libraryfiles/{name}`); an unknown one is `NotFound`. */
+  readonly deleteLibraryFile: (fileName: string) => Effect.Effect<void, DefenderError>
 }
+
+/**
+ * What a list call asks for. Every page is one call on the machine-actions budget (100
+ * per minute, 1500 per hour), retried like any read.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ListOptions {
+  /**
+   * An OData `$filter`, sent URL-encoded: e.g. `healthStatus eq 'Active'`,
+   * `machineTags/any(t: t eq 'prod')` (see `Machine.filterByTag`), `status eq 'Pending'`,
+   * `id in ('a','b')` (see `MachineAction.filterByIds`). String literals in it are the
+   * caller's to quote (a `'` doubled).
+   */
+  readonly filter?: string | undefined
+  /** At most this many entries (sent as `$top`, 1 to 10,000); default all. */
+  readonly top?: number | undefined
+  /**
+   * The most pages one list reads; default `DEFAULT_MAX_PAGES` (1000). A server still
+   * linking to a next page past it (or back to a page already read) fails the stream with
+   * `HttpError` `"InvalidResponse"` after the entries read so far.
+   */
+  readonly maxPages?: number | undefined
+}
+
+/**
+ * The default most pages one list reads: 1000 (10 million machines at the API's largest page).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const DEFAULT_MAX_PAGES: number = paging.DEFAULT_MAX_PAGES
 
 /**
  * A script (or any file) to put into the live response library.
@@ -158,6 +205,28 @@ export interface LibraryFile {
   readonly fileName: string
   /** The file's SHA-256 as the API reports it, if it does. */
   readonly sha256: string | undefined
+}
+
+/**
+ * A file in the live response library, as the library list reports it. Fields the API
+ * sent as `null`, left out or sent with an unexpected type are `undefined`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LibraryFileDetails extends LibraryFile {
+  /** What the file does, shown in the portal. */
+  readonly description: string | undefined
+  /** When the file was uploaded, as the API sends it. */
+  readonly creationTime: string | undefined
+  /** When the file was last replaced, as the API sends it. */
+  readonly lastUpdatedTime: string | undefined
+  /** Who uploaded it. */
+  readonly createdBy: string | undefined
+  /** Whether the script takes parameters; `false` when the API does not say. */
+  readonly hasParameters: boolean
+  /** What its parameters mean. */
+  readonly parametersDescription: string | undefined
 }
 
 /**
@@ -317,7 +386,11 @@ export const make = (
       runLiveResponse: runLiveResponse(ctx),
       downloadToFile: downloadToFile(ctx),
       uploadScript: uploadScript(ctx),
-      cancelMachineAction: cancelMachineAction(ctx)
+      cancelMachineAction: cancelMachineAction(ctx),
+      listMachines: listMachines(ctx),
+      listMachineActions: listMachineActions(ctx),
+      listLibraryFiles: listLibraryFiles(ctx),
+      deleteLibraryFile: deleteLibraryFile(ctx)
     })
   })
 

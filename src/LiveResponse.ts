@@ -29,6 +29,7 @@ import { type DefenderError, DeadlineExceeded, MachineActionFailed } from "./Def
 import { gunzipIfGzip } from "./internal/gzip.ts"
 import * as MachineAction from "./MachineAction.ts"
 import * as DefenderRateLimiter from "./DefenderRateLimiter.ts"
+import type * as Machine from "./Machine.ts"
 import type { Transcript } from "./Transcript.ts"
 
 /**
@@ -481,3 +482,95 @@ export const downloadToFile = (
   options?: DefenderClient.SaveOptions
 ): Effect.Effect<DefenderClient.SavedFile, DefenderError, DefenderClient.DefenderClient | FileSystem.FileSystem> =>
   Effect.flatMap(DefenderClient.DefenderClient, (client) => client.downloadToFile(ref, path, options))
+
+// ---------------------------------------------------------------------------
+// Lists: machines, machine actions, library files
+// ---------------------------------------------------------------------------
+
+/**
+ * The machines a `$filter` selects (`GET /api/machines`), as a stream: every page is
+ * read through `@odata.nextLink` (only on the API's own origin), one page at a time as
+ * the stream is consumed, each page a call on the machine-actions budget.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { LiveResponse, Machine } from "@mde/live-response"
+ *
+ * const targets = LiveResponse.listMachines({
+ *   filter: `${Machine.filterByTag("prod")} and healthStatus eq 'Active' and osPlatform eq 'Windows10'`
+ * }).pipe(Stream.map((m) => m.id), Stream.runCollect)
+ * ```
+ *
+ * @since 0.1.0
+ * @category lists
+ */
+export const listMachines = (
+  options?: DefenderClient.ListOptions
+): Stream.Stream<Machine.Machine, DefenderError, DefenderClient.DefenderClient> =>
+  Stream.unwrap(Effect.map(DefenderClient.DefenderClient, (client) => client.listMachines(options)))
+
+/**
+ * The machine actions a `$filter` selects (`GET /api/machineactions`), paged like
+ * `listMachines`. To poll many actions, read them in one call with
+ * `MachineAction.filterByIds` (about 100 ids a call) rather than one `getMachineAction` each.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { LiveResponse } from "@mde/live-response"
+ *
+ * const pending = LiveResponse.listMachineActions({
+ *   filter: "type eq 'LiveResponse' and status eq 'Pending' and creationDateTimeUtc gt 2024-01-01T00:00:00Z"
+ * }).pipe(Stream.runCollect)
+ * ```
+ *
+ * @since 0.1.0
+ * @category lists
+ */
+export const listMachineActions = (
+  options?: DefenderClient.ListOptions
+): Stream.Stream<MachineAction.MachineAction, DefenderError, DefenderClient.DefenderClient> =>
+  Stream.unwrap(Effect.map(DefenderClient.DefenderClient, (client) => client.listMachineActions(options)))
+
+/**
+ * Every file of the live response library (`GET /api/libraryfiles`).
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LiveResponse } from "@mde/live-response"
+ *
+ * const hasTriage = LiveResponse.listLibraryFiles().pipe(
+ *   Effect.map((files) => files.some((f) => f.fileName === "triage.ps1"))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category library
+ */
+export const listLibraryFiles = (): Effect.Effect<
+  ReadonlyArray<DefenderClient.LibraryFileDetails>,
+  DefenderError,
+  DefenderClient.DefenderClient
+> => Effect.flatMap(DefenderClient.DefenderClient, (client) => client.listLibraryFiles())
+
+/**
+ * Removes a file from the live response library (`DELETE /api/libraryfiles/{name}`); a
+ * name the library does not hold is `NotFound`.
+ *
+ * @example
+ * ```ts
+ * import { Effect } from "effect"
+ * import { LiveResponse } from "@mde/live-response"
+ *
+ * const cleanUp = LiveResponse.deleteLibraryFile("triage.ps1").pipe(Effect.catchTag("NotFound", () => Effect.void))
+ * ```
+ *
+ * @since 0.1.0
+ * @category library
+ */
+export const deleteLibraryFile = (
+  fileName: string
+): Effect.Effect<void, DefenderError, DefenderClient.DefenderClient> =>
+  Effect.flatMap(DefenderClient.DefenderClient, (client) => client.deleteLibraryFile(fileName))

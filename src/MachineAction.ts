@@ -6,6 +6,7 @@
  * @since 0.1.0
  */
 import { Either, Option, ParseResult, Schema } from "effect"
+import { inList } from "./internal/client/odata.ts"
 
 /**
  * A live response command, as the library takes it. Commands run in the order
@@ -414,3 +415,25 @@ export const decode = (json: unknown): Either.Either<MachineAction, string> => {
  */
 export const isFinal = (status: Status): boolean =>
   status === "Succeeded" || status === "Failed" || status === "TimeOut" || status === "Cancelled"
+
+/**
+ * The `$filter` of `listMachineActions` that reads many actions in one call:
+ * `id in ('a','b')`, each id quoted as OData quotes (a `'` doubled). One call per
+ * action would spend the machine-actions budget (100 per minute) a hundred times
+ * faster; keep a list to about 100 ids per call (a long filter makes a long URL) and
+ * split a longer one into chunks, one call each.
+ *
+ * @example
+ * ```ts
+ * import { Stream } from "effect"
+ * import { LiveResponse, MachineAction } from "@mde/live-response"
+ *
+ * const actions = LiveResponse.listMachineActions({ filter: MachineAction.filterByIds(["7f3c…", "9a1d…"]) }).pipe(
+ *   Stream.runCollect
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category filters
+ */
+export const filterByIds = (ids: readonly [string, ...Array<string>]): string => inList("id", ids)

@@ -112,3 +112,46 @@ export const clientLayer = (
     ),
     Layer.provide(Layer.succeed(HttpClient.HttpClient, fake.client))
   )
+
+/** One page of a list answer, with its `@odata.nextLink` when given. */
+export const listAnswer = (value: ReadonlyArray<unknown>, nextLink?: string): Response =>
+  json(200, {
+    "@odata.context": `${API}/api/$metadata#Machines`,
+    value,
+    ...(nextLink === undefined ? {} : { "@odata.nextLink": nextLink })
+  })
+
+/** The response example of Microsoft's "List library files" page (`GET /api/libraryfiles`). */
+export const LIBRARY_FILES_EXAMPLE = {
+  "@odata.context": `${API}/api/$metadata#LibraryFiles`,
+  value: [
+    {
+      fileName: "script1.ps1",
+      sha256: "6e212a0db618507c44e4ec8ee7499dfef7e5767e5f8d31144df3b96fd1145caf",
+      description: null,
+      creationTime: "2019-10-24T10:54:23.2009016Z",
+      lastUpdatedTime: "2019-10-24T10:54:23.2009016Z",
+      createdBy: "admin",
+      hasParameters: true,
+      parametersDescription: "test"
+    },
+    {
+      fileName: "script.sh",
+      sha256: "d0f3e3b0641dbf88ee39c822516e81a909d1d06d22341dd9b1f12aa5e5c027a2",
+      description: null,
+      creationTime: "2018-10-24T11:15:35.3688259Z",
+      lastUpdatedTime: "2018-10-24T11:15:35.3688259Z",
+      createdBy: "username",
+      hasParameters: false
+    },
+    {
+      fileName: "memdump.exe",
+      sha256: "fa70b87730290c0d30fe255d1dfb65de82f96286ebfeeb1d88ed3cc831329825",
+      description: "Process memory dump",
+      creationTime: "2018-10-24T10:54:23.2009016Z",
+      lastUpdatedTime: "2018-10-24T10:54:23.2009016Z",
+      createdBy: "admin",
+      hasParameters: false
+    }
+  ]
+}

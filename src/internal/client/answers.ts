@@ -75,3 +75,21 @@ export const libraryFile = (
       sha256: typeof value.sha256 === "string" ? value.sha256 : undefined
     }
   })
+
+const PageAnswer = Schema.parseJson(Schema.Struct({
+  value: Schema.Array(Schema.Unknown),
+  "@odata.nextLink": Schema.optional(Schema.NullOr(Schema.String))
+}))
+
+/** @internal One page of a list answer: its entries (still to decode) and the next page's link. */
+export interface ListPage {
+  readonly value: ReadonlyArray<unknown>
+  readonly nextLink: string | undefined
+}
+
+/** @internal A list answer (`{"value": [...], "@odata.nextLink": "…"}`). */
+export const listPage = (answer: ApiAnswer, origin: Origin): Either.Either<ListPage, HttpError> =>
+  Either.map(
+    decodeAnswer(PageAnswer, answer, origin, () => "the body has no `value` array"),
+    (body) => ({ value: body.value, nextLink: body["@odata.nextLink"] ?? undefined })
+  )
