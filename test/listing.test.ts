@@ -18,6 +18,7 @@ import {
   makeFake,
   odataError
 } from "./utils/fake.ts"
+import { capture } from "./utils/capture.ts"
 
 const API_HOST = new URL(API).host
 const machine = (id: string, extra: Record<string, unknown> = {}) => ({ id, computerDnsName: `${id}.contoso.com`, ...extra })
@@ -276,6 +277,24 @@ describe("library files", () => {
       yield* Fiber.join(fiber)
       expect(fake.requests.map((r) => r.at)).toEqual([0, 1000])
     }).pipe(Effect.provide(clientLayer(fake)))
+  })
+})
+
+describe("spans", () => {
+  it.effect("each page is a DefenderClient.listMachines span with the filter and page; delete has its own", () => {
+    const fake = pagedMachines(2)
+    const { captured, layer } = capture()
+    return Effect.gen(function*() {
+      yield* collect(LiveResponse.listMachines({ filter: "healthStatus eq 'Active'", top: 10 }))
+      yield* Effect.ignore(LiveResponse.deleteLibraryFile("collect.ps1"))
+      const pages = captured.spans.filter((s) => s.name === "DefenderClient.listMachines")
+      expect(pages.map((s) => [s.attributes.get("mde.filter"), s.attributes.get("mde.top"), s.attributes.get("mde.page")]))
+        .toEqual([["healthStatus eq 'Active'", 10, 1], ["healthStatus eq 'Active'", 10, 2]])
+      expect(pages.map((s) => s.attributes.get("mde.entries"))).toEqual([2, 2])
+      const deleted = captured.spans.find((s) => s.name === "DefenderClient.deleteLibraryFile")
+      expect(deleted?.attributes.get("mde.file_name")).toBe("collect.ps1")
+      expect(captured.dump()).not.toContain(CANARY_TOKEN)
+    }).pipe(Effect.provide(clientLayer(fake)), Effect.provide(layer))
   })
 })
 
