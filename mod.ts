@@ -36,5 +36,7 @@ export * as MachineAction from "./src/MachineAction.ts"
 export * as Machine from "./src/Machine.ts"
 /** Tolerant RunScript transcript decoding. @since 0.1.0 */
 export * as Transcript from "./src/Transcript.ts"
+/** A campaign's durable journal, results and evidence manifest: the store and its folder layer. @since 0.1.0 */
+export * as CampaignStore from "./src/CampaignStore.ts"
 /** Every typed error. @since 0.1.0 */
 export * from "./src/DefenderError.ts"
