@@ -31,11 +31,12 @@
  * @since 0.1.0
  */
 import { HttpClient, HttpClientError, HttpClientResponse } from "@effect/platform"
-import { Duration, Effect, Layer, Redacted, type Scope } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import * as DefenderAuth from "../DefenderAuth.ts"
 import * as DefenderCloud from "../DefenderCloud.ts"
 import type { RateLimit } from "../DefenderRateLimiter.ts"
 import { handle } from "./internal/handle.ts"
+import * as Fleet from "./internal/fleet.ts"
 import * as Presets from "./internal/presets.ts"
 import { listen } from "./internal/serve.ts"
 import * as State from "./internal/state.ts"
@@ -128,6 +129,119 @@ export interface Options {
   readonly blobOrigin?: string | undefined
   /** Faults to inject. */
   readonly faults?: Faults | undefined
+  /**
+   * The simulated fleet (see `fleet` for a ready-made one). With a fleet, `GET /api/machines`
+   * lists it and run live response answers 404 `ResourceNotFound` for a machine not in it;
+   * without one, the list is empty and any machine id can run.
+   */
+  readonly machines?: ReadonlyArray<MachineSpec> | undefined
+  /**
+   * Live response actions alive at once per tenant, `Pending` ones included (users report they
+   * count); a run over the cap gets 429 `TooManyRequests` with a `Retry-After`. Default 50.
+   */
+  readonly sessionCap?: number | undefined
+  /**
+   * How long an action waits for an offline machine; then it ends `TimeOut` without having run.
+   * Default 2 hours (the current docs).
+   */
+  readonly queueTimeout?: Duration.DurationInput | undefined
+  /** The default and largest page (`$top`) of the list endpoints; default 10,000 (the docs). */
+  readonly pageSize?: number | undefined
+}
+
+/**
+ * A machine's health, as the machines list names it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type HealthStatus =
+  | "Active"
+  | "Inactive"
+  | "ImpairedCommunication"
+  | "NoSensorData"
+  | "NoSensorDataImpairedCommunication"
+  | "Unknown"
+
+/**
+ * A machine's properties as `GET /api/machines` lists them; each one left out gets a default
+ * (`computerDnsName` `{id}.contoso.example`, `healthStatus` `Active`, `osPlatform` `Windows11`,
+ * `lastSeen` the moment the simulator was made, no tags…).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MachineProperties {
+  /** The machine's fully qualified name. */
+  readonly computerDnsName?: string | undefined
+  /** When it was first seen (ISO 8601). */
+  readonly firstSeen?: string | undefined
+  /** When it was last seen (ISO 8601). */
+  readonly lastSeen?: string | undefined
+  /** Its operating system, e.g. `Windows11`, `WindowsServer2022`, `Linux`, `macOS`. */
+  readonly osPlatform?: string | undefined
+  /** Its operating system version. */
+  readonly osVersion?: string | null | undefined
+  /** Its processor, e.g. `x64`. */
+  readonly osProcessor?: string | undefined
+  /** Its architecture, e.g. `64-bit`. */
+  readonly osArchitecture?: string | undefined
+  /** Its operating system build. */
+  readonly osBuild?: number | null | undefined
+  /** Its operating system version name, e.g. `23H2`. */
+  readonly version?: string | undefined
+  /** Its last IP address on the local network. */
+  readonly lastIpAddress?: string | undefined
+  /** Its last IP address as seen from the internet. */
+  readonly lastExternalIpAddress?: string | undefined
+  /** Its sensor's health. */
+  readonly healthStatus?: HealthStatus | undefined
+  /** Its antivirus status, e.g. `Updated`. */
+  readonly defenderAvStatus?: string | undefined
+  /** Its device group's id. */
+  readonly rbacGroupId?: number | undefined
+  /** Its device group's name. */
+  readonly rbacGroupName?: string | undefined
+  /** Its risk score. */
+  readonly riskScore?: "None" | "Informational" | "Low" | "Medium" | "High" | undefined
+  /** Its exposure level. */
+  readonly exposureLevel?: "None" | "Low" | "Medium" | "High" | undefined
+  /** Whether it is onboarded. */
+  readonly onboardingStatus?: "Onboarded" | "CanBeOnboarded" | "Unsupported" | "InsufficientInfo" | undefined
+  /** Its value to the organisation. */
+  readonly deviceValue?: "Normal" | "Low" | "High" | undefined
+  /** Whether it is joined to Entra ID. */
+  readonly isAadJoined?: boolean | undefined
+  /** Its Entra ID device id. */
+  readonly aadDeviceId?: string | null | undefined
+  /** Its tags (`machineTags/any(t: t eq 'x')` filters on them). */
+  readonly machineTags?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * One machine of a simulated fleet: its id, its properties, and how it behaves. Times are
+ * milliseconds after the simulator was made (under `TestClock`: after the test's start).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MachineSpec {
+  /** The machine id (Defender's are 40 hexadecimal characters; any text works). */
+  readonly id: string
+  /** What the machines list says about it. */
+  readonly properties?: MachineProperties | undefined
+  /**
+   * When it is online: always (`true`, the default), never (`false`), or from `from` until
+   * `until` (open-ended without). An action on an offline machine stays `Pending` until the
+   * machine comes online, for at most `queueTimeout`.
+   */
+  readonly online?: boolean | { readonly from: number; readonly until?: number | undefined } | undefined
+  /** How its actions end once they ran (default `Succeeded`; scripts named `*fail*`/`*timeout*` still do). */
+  readonly outcome?: "Succeeded" | "Failed" | "TimeOut" | undefined
+  /** Until then another session holds it: run live response answers 400 `ActiveRequestAlreadyExists`. */
+  readonly busyUntil?: number | undefined
+  /** How long its actions stay `InProgress`; default the simulator's `runFor`. */
+  readonly runFor?: Duration.DurationInput | undefined
 }
 
 /**
@@ -191,6 +305,10 @@ export type Endpoint =
   | "cancel"
   | "uploadLibraryFile"
   | "getResultLink"
+  | "listMachines"
+  | "listMachineActions"
+  | "listLibraryFiles"
+  | "deleteLibraryFile"
   | "blob"
   | "unknown"
 
@@ -281,6 +399,7 @@ const millis = (duration: Duration.DurationInput): number => Duration.toMillis(D
  */
 export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
   Effect.gen(function*() {
+    const startedAt = yield* Clock.currentTimeMillis
     const state = State.makeState(
       {
         tenantId: options?.tenantId ?? SIMULATED_TENANT,
@@ -294,7 +413,12 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         runFor: millis(options?.runFor ?? "5 seconds"),
         visibleAfter: millis(options?.visibleAfter ?? 0),
         rateLimits: options?.rateLimits ?? [{ limit: 100, window: "1 minute" }, { limit: 1500, window: "1 hour" }],
-        runLimits: options?.runLimits ?? [{ limit: 10, window: "1 minute" }]
+        runLimits: options?.runLimits ?? [{ limit: 10, window: "1 minute" }],
+        sessionCap: options?.sessionCap ?? 50,
+        queueTimeout: millis(options?.queueTimeout ?? "2 hours"),
+        pageSize: options?.pageSize ?? 10_000,
+        machines: options?.machines === undefined ? undefined : new Map(options.machines.map((m) => [m.id, m])),
+        startedAt
       },
       options?.faults,
       () => sim.blobOrigin
@@ -315,6 +439,30 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
     }
     return sim
   })
+
+/**
+ * A ready-made fleet of `size` machines, the same for the same `seed` (default 1): most online
+ * and `Active`; about a tenth offline for a day (`Inactive`, seen days ago: their actions stay
+ * `Pending` and end `TimeOut` after the queueing time); about 6% whose actions fail, 4% that time
+ * out and 6% busy with another session for 1 to 10 minutes (`ActiveRequestAlreadyExists`); some
+ * `ImpairedCommunication` or `NoSensorData`; varied `lastSeen` (before `now`, default the epoch:
+ * `TestClock`'s start), `osPlatform`, `machineTags` (`prod`, `test`, `finance`, `web`, `db`, `dc`),
+ * `computerDnsName`, `riskScore`, `exposureLevel`, `rbacGroupId` and run time (3 to 30 seconds).
+ *
+ * @example
+ * ```ts
+ * import { DefenderSimulator } from "mde-live-response/testing"
+ *
+ * const sim = DefenderSimulator.make({ machines: DefenderSimulator.fleet(50), sessionCap: 50 })
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fleet = (
+  size: number,
+  options?: { readonly seed?: number | undefined; readonly now?: number | undefined }
+): ReadonlyArray<MachineSpec> => Fleet.fleet(size, options?.seed ?? 1, options?.now ?? 0)
 
 // ---------------------------------------------------------------------------
 // Ways to use it

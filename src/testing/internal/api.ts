@@ -7,8 +7,9 @@
 import { Effect } from "effect"
 import type { Endpoint } from "../DefenderSimulator.ts"
 import { authorized } from "./login.ts"
-import { uploadLibraryFile } from "./library.ts"
-import { cancel, getMachineAction, resultLink, runLiveResponse } from "./machineActions.ts"
+import { deleteLibraryFile, listLibraryFiles, uploadLibraryFile } from "./library.ts"
+import { cancel, getMachineAction, listMachineActions, resultLink, runLiveResponse } from "./machineActions.ts"
+import { listMachines } from "./machines.ts"
 import { type Quota, throttled } from "./quota.ts"
 import { odata, safeDecode } from "./responses.ts"
 import type { Call } from "./state.ts"
@@ -51,8 +52,22 @@ export const routeApi = (call: Call): Routed => {
     return api("getMachineAction", state.quotas.actions, () =>
       Effect.sync(() => getMachineAction(call, safeDecode(get[1]!))))
   }
+  if (path === "/api/machineactions" && request.method === "GET") {
+    return api("listMachineActions", state.quotas.actions, () => Effect.sync(() => listMachineActions(call)))
+  }
+  if (path === "/api/machines" && request.method === "GET") {
+    return api("listMachines", state.quotas.machines, () => Effect.sync(() => listMachines(call)))
+  }
   if (path === "/api/libraryfiles" && request.method === "POST") {
     return api("uploadLibraryFile", state.quotas.actions, () => uploadLibraryFile(call))
+  }
+  if (path === "/api/libraryfiles" && request.method === "GET") {
+    return api("listLibraryFiles", state.quotas.actions, () => Effect.sync(() => listLibraryFiles(call)))
+  }
+  const library = /^\/api\/libraryfiles\/([^/]+)$/.exec(path)
+  if (library !== null && request.method === "DELETE") {
+    return api("deleteLibraryFile", state.quotas.actions, () =>
+      Effect.sync(() => deleteLibraryFile(call, safeDecode(library[1]!))))
   }
   const run = /^\/api\/machines\/([^/]+)\/runliveresponse$/.exec(path)
   if (run !== null && request.method === "POST") {

@@ -1,7 +1,7 @@
 /**
- * Machine actions as the Defender API serves them: run live response (which creates one, with
- * an outcome its commands' parameters pick), get, cancel, the result download link, and an
- * action's JSON at a moment of its lifecycle.
+ * Machine actions as the Defender API serves them: run live response (which creates one, on the
+ * schedule of `sessions.ts`), get, list, cancel, the result download link, and an action's JSON
+ * at a moment of its lifecycle.
  *
  * @internal
  */
@@ -9,7 +9,9 @@ import { Effect } from "effect"
 import type { CommandSpec } from "../DefenderSimulator.ts"
 import { jsonObject, misCased, misCasedAnswer } from "./bodies.ts"
 import { fileContent, transcriptFor } from "./content.ts"
+import { listAnswer } from "./paging.ts"
 import { json, odata } from "./responses.ts"
+import { refuseRun, type Schedule, schedule } from "./sessions.ts"
 import { type Call, putBlob, type SimAction, type State, statusAt } from "./state.ts"
 import { signLink } from "./storage.ts"
 
@@ -26,14 +28,14 @@ export const actionJson = (action: SimAction, now: number): Record<string, unkno
     requestorComment: action.comment,
     status,
     machineId: action.machineId,
-    computerDnsName: `${action.machineId}.contoso.example`,
+    computerDnsName: action.computerDnsName ?? `${action.machineId}.contoso.example`,
     creationDateTimeUtc: iso(action.createdAt),
     lastUpdateDateTimeUtc: iso(Math.min(now, action.endsAt)),
     commands: action.commands.map((c, index) => {
       const done = status === "Succeeded" || (status === "Failed" && index > 0)
       return {
         index,
-        startTime: status === "Pending" ? null : iso(action.startsAt),
+        startTime: status === "Pending" || action.expired === true ? null : iso(action.startsAt),
         endTime: done ? iso(action.endsAt) : null,
         commandStatus: status === "Succeeded"
           ? "Completed"
@@ -116,11 +118,12 @@ const misCasedCommand = (commands: unknown): string | undefined => {
 
 /**
  * @internal Answers `POST /api/machines/{id}/runliveresponse`: a new action, one at a time per
- * machine. A parameter with "fail" in it makes the action end `Failed` with no results, one
- * with "timeout" makes it run for ten minutes and end `TimeOut`.
+ * machine and at most the session cap at once (see `sessions.ts` for who may start one and
+ * when it runs). A `Failed` action has no results after its failed command.
  */
-export const runLiveResponse = ({ now, request, requestId, state }: Call, machineId: string): Effect.Effect<Response> =>
-  Effect.map(Effect.promise(() => request.text()), (text): Response => {
+export const runLiveResponse = (call: Call, machineId: string): Effect.Effect<Response> =>
+  Effect.map(Effect.promise(() => call.request.text()), (text): Response => {
+    const { now, requestId, state } = call
     const body = jsonObject(text)
     if (body === undefined) return odata(400, "InvalidRequestBody", "The request body must be a JSON object", requestId)
     const wrong = misCased(Object.keys(body), RUN_FIELDS) ?? misCasedCommand(body.Commands)
@@ -133,12 +136,8 @@ export const runLiveResponse = ({ now, request, requestId, state }: Call, machin
     if (!valid || typeof body.Comment !== "string") {
       return odata(400, "InvalidRequestBody", "Commands (type, params) and Comment are required", requestId)
     }
-    for (const action of state.actions.values()) {
-      const status = statusAt(action, now)
-      if (action.machineId === machineId && (status === "Pending" || status === "InProgress")) {
-        return odata(400, "ActiveRequestAlreadyExists", `Action is already in progress on machine ${machineId}`, requestId)
-      }
-    }
+    const refused = refuseRun(call, machineId)
+    if (refused !== undefined) return refused
     const action = newAction(state, commands as Array<CommandSpec>, machineId, body.Comment, now)
     state.actions.set(action.id, action)
     return json(201, actionJson(action, now))
@@ -152,17 +151,15 @@ const newAction = (
   comment: string,
   now: number
 ): SimAction => {
-  const { pendingFor, runFor } = state.settings
-  const scriptFails = specs.some((c) => c.params.some((p) => /fail/i.test(p.value)))
-  const timesOut = specs.some((c) => c.params.some((p) => /timeout/i.test(p.value)))
+  const machine = state.settings.machines?.get(machineId)
+  const when: Schedule = schedule(state, machine, specs, now)
   const action: SimAction = {
     id: crypto.randomUUID(),
     machineId,
     comment,
     createdAt: now,
-    startsAt: now + pendingFor,
-    endsAt: timesOut ? now + pendingFor + 10 * 60_000 : now + pendingFor + runFor,
-    outcome: scriptFails ? "Failed" : timesOut ? "TimeOut" : "Succeeded",
+    ...when,
+    computerDnsName: machine?.properties?.computerDnsName,
     cancelledAt: undefined,
     commands: []
   }
@@ -174,7 +171,7 @@ const newAction = (
       result = transcriptFor(param("ScriptName"), param("Args"), state.sequence)
     }
     if (!failed && spec.type === "GetFile") result = fileContent(param("Path"), 64 * 1024)
-    if (scriptFails) failed = true
+    if (when.outcome === "Failed") failed = true
     action.commands.push({
       spec,
       blob: result === undefined || failed ? undefined : putBlob(state, result, "application/octet-stream"),
@@ -182,4 +179,33 @@ const newAction = (
     })
   }
   return action
+}
+
+/** @internal The properties `$filter` may name on the machine actions list. */
+export const ACTION_FIELDS: ReadonlySet<string> = new Set([
+  "id",
+  "machineId",
+  "computerDnsName",
+  "status",
+  "type",
+  "requestor",
+  "requestorComment",
+  "creationDateTimeUtc",
+  "lastUpdateDateTimeUtc"
+])
+
+/** @internal Answers `GET /api/machineactions` (`$filter`, `$top`, `$skip`, `@odata.nextLink`), newest first. */
+export const listMachineActions = (call: Call): Response => {
+  const { now, state } = call
+  const visible = [...state.actions.values()]
+    .filter((a) => now >= a.createdAt + state.settings.visibleAfter)
+    .sort((a, b) => b.createdAt - a.createdAt)
+  return listAnswer(call, {
+    context: "https://api.security.microsoft.com/api/$metadata#MachineActions",
+    fields: ACTION_FIELDS,
+    items: visible.map((a) => {
+      const { "@odata.context": _, ...item } = actionJson(a, now)
+      return item
+    })
+  })
 }

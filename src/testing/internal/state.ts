@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto"
 import type { RateLimit } from "../../DefenderRateLimiter.ts"
-import type { CommandSpec, Faults, Received } from "../DefenderSimulator.ts"
+import type { CommandSpec, Faults, MachineSpec, Received } from "../DefenderSimulator.ts"
 import { prng } from "./faults.ts"
 import { makeWindows, type Quota } from "./quota.ts"
 
@@ -32,6 +32,10 @@ export interface SimAction {
   readonly startsAt: number
   readonly endsAt: number
   readonly outcome: "Succeeded" | "Failed" | "TimeOut"
+  /** It never left Pending: its machine stayed offline for the whole queueing time. */
+  readonly expired?: boolean | undefined
+  /** The machine's name, when the fleet knows it. */
+  readonly computerDnsName?: string | undefined
   cancelledAt: number | undefined
   readonly commands: Array<SimCommand>
 }
@@ -65,6 +69,27 @@ export interface Settings {
   readonly visibleAfter: number
   readonly rateLimits: ReadonlyArray<RateLimit>
   readonly runLimits: ReadonlyArray<RateLimit>
+  /** Live response actions alive (Pending or InProgress) at once per tenant. */
+  readonly sessionCap: number
+  /** How long an action waits for an offline machine before it ends `TimeOut`. */
+  readonly queueTimeout: number
+  /** The default and largest page of the list endpoints. */
+  readonly pageSize: number
+  /** The fleet by machine id; `undefined`: no fleet, any machine id works. */
+  readonly machines: ReadonlyMap<string, MachineSpec> | undefined
+  /** When the simulator was made (epoch milliseconds): machine specs' times count from here. */
+  readonly startedAt: number
+}
+
+/** @internal A file in the live response library, as the API lists it. */
+export interface LibraryFile {
+  readonly fileName: string
+  readonly sha256: string
+  readonly description: string
+  readonly creationTime: string
+  readonly createdBy: string
+  readonly hasParameters: boolean
+  readonly parametersDescription: string | null
 }
 
 /** @internal The tenant. */
@@ -81,11 +106,13 @@ export interface State {
     readonly actions: Quota
     /** Run live response. */
     readonly runs: Quota
+    /** List machines. */
+    readonly machines: Quota
   }
   /** Issued token → when it expires. */
   readonly tokens: Map<string, number>
-  /** Library file name → description. */
-  readonly library: Map<string, string>
+  /** Library file name → the file. */
+  readonly library: Map<string, LibraryFile>
   readonly actions: Map<string, SimAction>
   readonly blobs: Map<string, StoredBlob>
   /** SAS signature → link. */
@@ -115,7 +142,8 @@ export const makeState = (settings: Settings, faults: Faults | undefined, blobOr
   quotas: {
     results: makeWindows(settings.rateLimits),
     actions: makeWindows(settings.rateLimits),
-    runs: makeWindows(settings.runLimits)
+    runs: makeWindows(settings.runLimits),
+    machines: makeWindows(settings.rateLimits)
   },
   tokens: new Map(),
   library: new Map(),
