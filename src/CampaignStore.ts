@@ -388,7 +388,7 @@ export interface CampaignStore {
   ) => Effect.Effect<Omit<SavedResult, "md5Verified" | "type">, CampaignStoreError | E, R>
   /**
    * Where a result is to be saved by someone else (`downloadToFile`, which writes a
-   * temporary file and renames it when complete): an absolute path, its directory created.
+   * temporary file and renames it when complete): the path under the store's folder, its directory created.
    */
   readonly resultPath: (machineId: string, index: number, name: string) => Effect.Effect<string, CampaignStoreError>
   /** Measures and hashes a result saved at `resultPath`, for its `ResultSaved`. */

@@ -2,7 +2,7 @@
 import { FileSystem } from "@effect/platform"
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Option, Stream } from "effect"
+import { Deferred, Effect, Either, Fiber, Option, Stream, TestClock } from "effect"
 import { spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { hostname } from "node:os"
@@ -46,6 +46,26 @@ const text = (s: string): Uint8Array => new TextEncoder().encode(s)
 
 /** A pid that is certainly not running: a child that has already exited. */
 const deadPid = (): number => spawnSync(process.execPath, ["-e", ""]).pid!
+
+describe("CampaignStore.makeDefinition", () => {
+  it.effect("stamps the clock's time, a fresh id and absolute deadline; checks the commands", () =>
+    Effect.gen(function*() {
+      yield* TestClock.adjust("1 hour")
+      const input = { commands: [{ type: "RunScript", scriptName: "t.ps1" }], comment: "c", targets: { _tag: "Machines", machineIds: ["m1", "m1", "m2"] } } as const
+      const a = yield* CampaignStore.makeDefinition({ ...input, deadline: "2 hours", pendingTimeout: "5 minutes" })
+      expect(a).toMatchObject({
+        createdAt: 3_600_000,
+        targets: { _tag: "Machines", machineIds: ["m1", "m2"] },
+        options: { maxSessions: 50, deadline: 3 * 3_600_000, pendingTimeout: 300_000, interval: 10_000 }
+      })
+      expect(a.campaignId).toMatch(/^cmp-[0-9a-f]{16}$/)
+      expect((yield* CampaignStore.makeDefinition(input)).campaignId).not.toBe(a.campaignId)
+      const wrongOrder = [{ type: "GetFile", path: "x" }, { type: "RunScript", scriptName: "t.ps1" }] as const
+      const refused = yield* Effect.flip(CampaignStore.makeDefinition({ ...input, commands: wrongOrder }))
+      expect(refused.reason).toBe("InvalidDefinition")
+      expect(refused.message).toMatch(/order PutFile, RunScript, GetFile/)
+    }))
+})
 
 describe("CampaignStore folder store", () => {
   it.layer(NodeFileSystem.layer)((it) => {
@@ -232,7 +252,10 @@ describe("CampaignStore folder store", () => {
         expect(first.commands[0]!.sha256).toBe(sha256(yield* fs.readFile(`${dir}/${file}`)))
         // A crash between the journal and the manifest: the manifest lacks its last lines, the last one torn.
         yield* fs.writeFileString(`${dir}/manifest.jsonl`, manifest.slice(0, manifest.indexOf("\n") + 10))
+        // …and a download it cut short left its temporary file: open removes it, and only it.
+        yield* fs.writeFileString(`${dir}/${file}.partial-${"ab".repeat(12)}`, "half")
         const reopened = yield* withStore(dir, (s) => Effect.zip(s.open, s.manifest))
+        expect(yield* fs.readDirectory(`${dir}/results/m1`)).toEqual(["0-RunScript.json"])
         expect(reopened[0].state.completed).toBe(true)
         expect(reopened[1]).toEqual(entries)
         expect(yield* fs.readFileString(`${dir}/manifest.jsonl`)).toBe(manifest)

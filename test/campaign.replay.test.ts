@@ -88,6 +88,11 @@ describe("campaign journal rules", () => {
     ["a machine finished twice", [...alive, ended("Failed"), finished("Failed"), finished("Failed")], /finishes once/],
     ["a manifest line with another status", [...alive, ended("Failed"), finished("Succeeded")], /status Failed/],
     ["a manifest line with another action", [...alive, ended("TimeOut"), finished("TimeOut", "a9")], /action a1/],
+    ["a manifest file no ResultSaved recorded", [...alive, ended("Succeeded"), saved(0), {
+      _tag: "MachineFinished",
+      entry: { machineId: "m1", machineActionId: "a1", status: "Succeeded", commands: [{ index: 1, type: "GetFile", status: "Completed", file: "results/m1/1-x", sha256: "ab" }] },
+      at: 5
+    }], /no ResultSaved recorded/],
     ["NotRun once an action is alive", [...alive, { _tag: "NotRun", machineId: "m1", error: { _tag: "X", message: "x" }, at: 3 }], /Alive/],
     ["Completed with machines left", [...alive, { _tag: "Completed", at: 9 }], /2 machines are not finished/],
     ["anything after Completed", [

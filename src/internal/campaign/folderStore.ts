@@ -99,6 +99,21 @@ const readJournal = (folder: Folder): Effect.Effect<Array<CampaignEvent>, Campai
     return parsed.events
   })
 
+/**
+ * Removes the temporary files a crash left in `results/` (ours and `downloadToFile`'s:
+ * `<name>.partial-<24 hex>`); holding the lock, nobody else is writing them.
+ */
+const removeLeftovers = (folder: Folder): Effect.Effect<void, CampaignStoreError> =>
+  Effect.gen(function*() {
+    const dir = folder.at(FILES.results)
+    if (!(yield* folder.fs.exists(dir).pipe(Effect.mapError(fsError(dir))))) return
+    const names = yield* folder.fs.readDirectory(dir, { recursive: true }).pipe(Effect.mapError(fsError(dir)))
+    const left = names.filter((name) => /\.partial-[0-9a-f]{24}$/.test(name))
+    yield* Effect.forEach(left, (name) => folder.fs.remove(`${dir}/${name}`).pipe(Effect.mapError(fsError(dir))), {
+      discard: true
+    })
+  })
+
 /** Loads the campaign of `definition` from its journal; a journal left empty by a crash in `create` is begun again. */
 const load = (folder: Folder, definition: CampaignDefinition): Effect.Effect<Loaded, CampaignStoreError> =>
   Effect.gen(function*() {
@@ -122,6 +137,7 @@ const load = (folder: Folder, definition: CampaignDefinition): Effect.Effect<Loa
       })
     }
     yield* syncManifest(folder, loaded.entries)
+    yield* removeLeftovers(folder)
     return loaded
   })
 

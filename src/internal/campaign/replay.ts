@@ -124,6 +124,11 @@ const laterStep = (m: MachineState, e: MachineEvent): MachineState | string => {
       if (e.entry.machineActionId !== id || e.entry.status !== status) {
         return `the manifest line of machine ${m.machineId} must name action ${id} and status ${status}`
       }
+      // A file appears in the manifest only as it was saved (complete, hashed, recorded).
+      const unsaved = e.entry.commands.find((c) =>
+        c.file !== undefined && !m.results.some((r) => r.index === c.index && r.file === c.file && r.sha256 === c.sha256)
+      )
+      if (unsaved !== undefined) return `the manifest line of machine ${m.machineId} names ${unsaved.file}, which no ResultSaved recorded`
       return { ...m, phase: { _tag: "Finished", entry: e.entry } }
     }
     case "NotRun":
