@@ -23,6 +23,15 @@ const tempName = (path: string): string => {
   return `${path}.partial-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`
 }
 
+/**
+ * @internal Syncs a directory, so that a file just created or renamed in it survives a power
+ * loss (not only a crash). Best effort: some systems (Windows) cannot open a directory.
+ */
+export const syncDirectory = (fs: FileSystem.FileSystem, dir: string): Effect.Effect<void> =>
+  Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)
+
+const dirOf = (path: string): string => path.slice(0, Math.max(path.lastIndexOf("/"), 0)) || "/"
+
 /** @internal What was written: its length and SHA-256 (lowercase hex). */
 export interface Written {
   readonly bytes: number
@@ -71,7 +80,8 @@ export const writeAtomically = <E, R>(
     ({ file, scope, temp }) =>
       pour(file, path, bytes).pipe(
         Effect.ensuring(Scope.close(scope, Exit.void)),
-        Effect.zipLeft(fs.rename(temp, path).pipe(Effect.mapError(fsError(path))))
+        Effect.zipLeft(fs.rename(temp, path).pipe(Effect.mapError(fsError(path)))),
+        Effect.zipLeft(syncDirectory(fs, dirOf(path)))
       ),
     ({ scope, temp }, exit) =>
       Effect.zipRight(Scope.close(scope, exit), Exit.isFailure(exit) ? fs.remove(temp).pipe(Effect.ignore) : Effect.void)

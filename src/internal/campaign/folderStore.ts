@@ -19,7 +19,7 @@ import type {
 } from "../../CampaignStore.ts"
 import { checkDefinition } from "./definition.ts"
 import { type CampaignStoreError, storeError } from "./error.ts"
-import { fsError, hashFile, writeAtomically, writeTextAtomically } from "./files.ts"
+import { fsError, hashFile, syncDirectory, writeAtomically, writeTextAtomically } from "./files.ts"
 import { entryLine, eventLine, parseJournal } from "./journal.ts"
 import { acquireLock } from "./lock.ts"
 import { FILES, folderOf, resultFile, under } from "./paths.ts"
@@ -123,6 +123,7 @@ const load = (folder: Folder, definition: CampaignDefinition): Effect.Effect<Loa
       Either.mapLeft((e) => storeError("Corrupt", e.detail, { path, line: e.line }))
     )
     const journal = yield* folder.fs.open(path, { flag: "a" }).pipe(Scope.extend(folder.scope), Effect.mapError(fsError(path)))
+    yield* syncDirectory(folder.fs, folder.at("."))
     const loaded: Loaded = { definition, journal, state, entries: manifestOf(events), broken: false, manifestStale: false }
     if (state.events === 0) {
       yield* appendTo(folder, loaded, { _tag: "Defined", campaignId: definition.campaignId, at: definition.createdAt })
