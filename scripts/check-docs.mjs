@@ -4,7 +4,9 @@
 import { execFileSync } from "node:child_process"
 
 const entries = ["mod.ts", "testing.ts"]
-const deno = (args) => execFileSync("npx", ["deno", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })
+// deno doc --json of the whole surface is over a megabyte: the default 1 MiB buffer is too small.
+const deno = (args) =>
+  execFileSync("npx", ["deno", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 })
 
 try {
   deno(["doc", "--lint", ...entries])

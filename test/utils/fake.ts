@@ -122,7 +122,7 @@ export const listAnswer = (value: ReadonlyArray<unknown>, nextLink?: string): Re
   })
 
 /** The response example of Microsoft's "List library files" page (`GET /api/libraryfiles`). */
-export const LIBRARY_FILES_EXAMPLE = {
+export const LIBRARY_FILES_EXAMPLE: { readonly "@odata.context": string; readonly value: ReadonlyArray<Record<string, unknown>> } = {
   "@odata.context": `${API}/api/$metadata#LibraryFiles`,
   value: [
     {
