@@ -38,5 +38,7 @@ export * as Machine from "./src/Machine.ts"
 export * as Transcript from "./src/Transcript.ts"
 /** A campaign's durable journal, results and evidence manifest: the store and its folder layer. @since 0.1.0 */
 export * as CampaignStore from "./src/CampaignStore.ts"
+/** Campaigns: one live response across a fleet, within every limit, durable and resumable. @since 0.1.0 */
+export * as Campaign from "./src/Campaign.ts"
 /** Every typed error. @since 0.1.0 */
 export * from "./src/DefenderError.ts"
