@@ -6,14 +6,14 @@
 import { Command, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
-import { DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
+import { type CampaignStore, DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { batch, type OutputError, simulate } from "./batch.ts"
+import { campaign, type CampaignCommandError, layerSimulatedFleet, machineActionLimitsConfig } from "./campaign.ts"
 import { demo, layerSimulated } from "./demo.ts"
 import { download, FileError } from "./download.ts"
 import { run as runCommand } from "./run.ts"
-import { installSignalHandlers, interruptedExitCode } from "./signals.ts"
+import { installSignalHandlers, interruptedExitCode, runMain } from "./signals.ts"
 
 /** One exit code per kind of failure; the README's error table lists them. */
 export const EXIT_CODES = {
@@ -35,8 +35,21 @@ export const EXIT_CODES = {
   DeadlineExceeded: 15,
   FileDownloadError: 12,
   RateLimiterUnavailable: 16,
+  CampaignUsage: 2,
+  CampaignStoreError: 12,
+  CampaignFailed: 20,
+  CampaignNotRun: 21,
+  CampaignDrained: 130,
   Unexpected: 1
 } as const
+
+/** A campaign store's failure: 2 for a wrong folder (none there to resume, or a bad definition), 12 for the folder itself. */
+const storeExitCode = (error: CampaignStore.CampaignStoreError): number =>
+  error.reason === "NotFound" || error.reason === "AlreadyExists" || error.reason === "InvalidDefinition"
+    ? EXIT_CODES.Usage
+    : error.reason === "InvalidEvent"
+    ? EXIT_CODES.Unexpected
+    : EXIT_CODES.CampaignStoreError
 
 const action = Options.text("action").pipe(Options.withDescription("the machine action id"))
 const index = Options.integer("index").pipe(
@@ -78,7 +91,7 @@ const link = Command.make("link", ref, ({ action, index }) =>
 // progress line shows how many callers wait for quota); one limiter, one budget.
 const Live = DefenderClient.layerConfig().pipe(
   Layer.provide(DefenderAuth.layerConfig()),
-  Layer.provideMerge(DefenderRateLimiter.layerConfig()),
+  Layer.provideMerge(DefenderRateLimiter.layerConfig({ machineActionLimits: machineActionLimitsConfig })),
   Layer.provide(FetchHttpClient.layer)
 )
 
@@ -97,7 +110,8 @@ const root = Command.make("mde-live-response").pipe(
     Command.provide(link, stack),
     Command.provide(download, stack),
     Command.provide(batch, stack),
-    Command.provide(runCommand, stack)
+    Command.provide(runCommand, stack),
+    campaign((simulate) => (simulate ? layerSimulatedFleet : Live))
   ])
 )
 
@@ -112,7 +126,15 @@ const fail = (code: number, line: string) =>
   })
 
 const main = run(process.argv).pipe(
-  Effect.catchAll((error: DefenderError | FileError | OutputError | ConfigError.ConfigError | ValidationError.ValidationError) => {
+  Effect.catchAll((
+    error:
+      | DefenderError
+      | FileError
+      | OutputError
+      | CampaignCommandError
+      | ConfigError.ConfigError
+      | ValidationError.ValidationError
+  ) => {
     if (ValidationError.isValidationError(error)) {
       // @effect/cli has already printed the usage problem.
       return Effect.sync(() => {
@@ -122,6 +144,13 @@ const main = run(process.argv).pipe(
     if (ConfigError.isConfigError(error)) {
       return fail(EXIT_CODES.Config, `configuration: ${String(error)}`)
     }
+    if (error._tag === "CampaignDrained") {
+      // stderr has said what is left; the exit is the signal's.
+      return Effect.sync(() => {
+        exitCode = interruptedExitCode()
+      })
+    }
+    if (error._tag === "CampaignStoreError") return fail(storeExitCode(error), `${error._tag}: ${error.message}`)
     return fail(EXIT_CODES[error._tag], `${error._tag}: ${error.message}`)
   }),
   Effect.catchAllCause((cause) =>
@@ -136,7 +165,7 @@ const main = run(process.argv).pipe(
 
 installSignalHandlers()
 
-NodeRuntime.runMain(main, {
+runMain(main, {
   disableErrorReporting: true,
   // Ctrl-C or SIGTERM interrupts the main fiber itself (after its finalizers, e.g. a session's cancel, ran).
   teardown: (exit, onExit) =>

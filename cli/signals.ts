@@ -1,9 +1,16 @@
 /**
- * SIGINT and SIGTERM. The first one interrupts the main fiber (NodeRuntime.runMain does
- * that for both), so a running session's cancel is sent before the CLI exits with 130
- * (SIGINT) or 143 (SIGTERM). A second one while that cleanup is still in flight says on
- * stderr what may still be running on the service, then exits at once.
+ * SIGINT and SIGTERM. The first one interrupts the main fiber, so a running session's
+ * cancel is sent before the CLI exits with 130 (SIGINT) or 143 (SIGTERM). A second one
+ * while that cleanup is still in flight says on stderr what may still be running on the
+ * service, then exits at once.
+ *
+ * A campaign asks for two stages instead (`drainOnFirstSignal`): the first SIGINT only
+ * drains it (no new session starts, the alive ones are still collected), the second
+ * interrupts the main fiber (the engine cancels each alive action once), a third exits at
+ * once. SIGTERM always interrupts at once: a supervisor that sends it will not wait for a
+ * drain that can take as long as the longest action.
  */
+import { makeRunMain, type RunMain } from "@effect/platform/Runtime"
 
 /** The signals the CLI handles, and the exit code of each (128 + its number). */
 const CODES = { SIGINT: 130, SIGTERM: 143 } as const
@@ -12,6 +19,10 @@ type Signal = keyof typeof CODES
 
 let received: Signal | undefined
 let running: string | undefined
+let drain: ((signal: Signal) => void) | undefined
+let drained = false
+let interrupted = false
+let interruptMain: (() => void) | undefined
 
 /** The exit code of an interruption: 143 after SIGTERM, else 130 (Ctrl-C). */
 export const interruptedExitCode = (): number => CODES[received ?? "SIGINT"]
@@ -24,25 +35,70 @@ export const mayStillRun = (what: string | undefined): void => {
   running = what
 }
 
+/**
+ * While registered (until the returned function is called), the first SIGINT calls
+ * `onDrain` instead of interrupting the main fiber; the next signal interrupts it.
+ */
+export const drainOnFirstSignal = (onDrain: (signal: "SIGINT") => void): () => void => {
+  drain = onDrain as (signal: Signal) => void
+  return () => {
+    drain = undefined
+  }
+}
+
 /** On a terminal, clears the line first (the status line, or the terminal's echoed `^C`). */
 const clear = (): string => (process.stderr.isTTY ? "\r\x1b[2K" : "")
 
-/** Installs the handlers; call once, before `NodeRuntime.runMain`. */
-export const installSignalHandlers = (): void => {
-  const on = (signal: Signal) => () => {
-    if (received === undefined) {
-      received = signal
-      if (running !== undefined) {
-        process.stderr.write(`${clear()}interrupted (${signal}): cancelling ${running}; interrupt again to exit without waiting\n`)
-      }
-      return
-    }
-    const what = running === undefined
-      ? "exiting without waiting for the cleanup"
-      : `exiting without waiting for the cancel; ${running} may still be running`
-    process.stderr.write(`${clear()}interrupted again (${signal}): ${what}\n`)
-    process.exit(CODES[signal])
-  }
-  process.on("SIGINT", on("SIGINT"))
-  process.on("SIGTERM", on("SIGTERM"))
+const interrupt = (signal: Signal): void => {
+  interrupted = true
+  received ??= signal
+  interruptMain?.()
 }
+
+const onSignal = (signal: Signal) => () => {
+  if (!interrupted && !drained && signal === "SIGINT" && drain !== undefined) {
+    drained = true
+    received = signal
+    drain(signal)
+    return
+  }
+  if (!interrupted) {
+    if (drained || running !== undefined) {
+      process.stderr.write(
+        `${clear()}interrupted${drained ? " again" : ""} (${signal}): cancelling ${
+          running ?? "what is still running"
+        }; interrupt again to exit without waiting\n`
+      )
+    }
+    interrupt(signal)
+    return
+  }
+  const what = running === undefined
+    ? "exiting without waiting for the cleanup"
+    : `exiting without waiting for the cancel; ${running} may still be running`
+  process.stderr.write(`${clear()}interrupted again (${signal}): ${what}\n`)
+  process.exit(CODES[signal])
+}
+
+/** Installs the handlers; call once, before `runMain`. */
+export const installSignalHandlers = (): void => {
+  process.on("SIGINT", onSignal("SIGINT"))
+  process.on("SIGTERM", onSignal("SIGTERM"))
+}
+
+/**
+ * `NodeRuntime.runMain`, with the signals left to the handlers above (NodeRuntime's own
+ * interrupt the main fiber on the first signal, which would leave a campaign no drain).
+ */
+export const runMain: RunMain = makeRunMain(({ fiber, teardown }) => {
+  const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
+  interruptMain = () => fiber.unsafeInterruptAsFork(fiber.id())
+  fiber.addObserver((exit) => {
+    clearInterval(keepAlive)
+    interruptMain = undefined
+    teardown(exit, (code) => {
+      // A signal may have left handles open (a socket being cancelled): exit as the signal asked.
+      if (received !== undefined || code !== 0) process.exit(code)
+    })
+  })
+})
