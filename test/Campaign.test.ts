@@ -1,6 +1,6 @@
 // The campaign engine against the in-process simulator: real temporary folders (the folder store), but no real timers — every wait is the TestClock.
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Stream } from "effect"
 import { join } from "node:path"
 import * as Campaign from "../src/Campaign.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
@@ -8,6 +8,7 @@ import {
   checkManifestFiles,
   clientLayer,
   drive,
+  driveUntil,
   layerFor,
   manifestOf,
   maxInWindow,
@@ -80,9 +81,78 @@ describe("Campaign", () => {
       expect(sim.count("getMachineAction")).toBe(0)
       expect(sim.count("listMachineActions")).toBeGreaterThan(0)
       for (const [, n] of startedPerMachine(sim, yield* simActions(sim))) expect(n).toBe(1)
+      // Busy machines were refused, tried again and succeeded; offline ones cancelled after pendingTimeout.
+      for (const m of machines.filter((m) => m.busyUntil !== undefined)) {
+        expect(manifest.find((e) => e.machineId === m.id)?.status).toBe("Succeeded")
+        // Every run on it inside its busy window was refused (400), and it was tried again later.
+        const runsOn = sim.received.filter((r) => r.endpoint === "runLiveResponse" && r.url.includes(m.id))
+        for (const r of runsOn.filter((r) => r.at < m.busyUntil!)) expect(r.status).toBe(400)
+      }
+      expect(sim.count("cancel", 200)).toBeGreaterThanOrEqual(offline.length)
+      for (const m of offline) expect(manifest.find((e) => e.machineId === m.id)?.error?._tag).toBe("DeadlineExceeded")
       const summary = yield* Campaign.summary.pipe(Effect.provide(layerFor(clientLayer(sim), dir)))
       expect(summary.total).toBe(20)
       expect(summary.succeeded).toBe(online.length)
 
+    }), { timeout: 60_000 })
+
+  const slow: Array<DefenderSimulator.MachineSpec> = Array.from({ length: 6 }, (_, i) => ({
+    id: `s${i + 1}`,
+    properties: { healthStatus: "Active" },
+    runFor: "3 minutes"
+  }))
+  const slowDefinition: Campaign.Definition = {
+    commands: [{ type: "RunScript", scriptName: "triage.ps1" }],
+    comment: "slow",
+    targets: { _tag: "Machines", machineIds: slow.map((m) => m.id) },
+    maxSessions: 2,
+    interval: "10 seconds"
+  }
+
+  it.effect("drain: no new submit, the alive ones are collected, Interrupted recorded; resume finishes the rest", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({ machines: slow })
+      const dir = tempDir()
+      const drain = yield* Deferred.make<void>()
+      const fiber = yield* Effect.fork(
+        Stream.runCollect(Campaign.start(slowDefinition, { drain: Deferred.await(drain) })).pipe(
+          Effect.provide(layerFor(clientLayer(sim), dir))
+        )
+      )
+      yield* driveUntil(() => sim.count("runLiveResponse", 201) === 2)
+      yield* Deferred.succeed(drain, undefined)
+      const exit = yield* drive(fiber)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(sim.count("runLiveResponse")).toBe(2)
+      expect(manifestOf(dir).map((e) => e.status)).toEqual(["Succeeded", "Succeeded"])
+      const again = yield* Effect.fork(Stream.runCollect(Campaign.resume()).pipe(Effect.provide(layerFor(clientLayer(sim), dir))))
+      const done = yield* drive(again)
+      expect(Exit.isSuccess(done)).toBe(true)
+      expect(manifestOf(dir).length).toBe(6)
+      expect(sim.count("runLiveResponse", 201)).toBe(6)
+    }), { timeout: 60_000 })
+
+  it.effect("interruption: each alive action gets exactly one cancel; resume submits the cancelled-before-start ones again", () =>
+    Effect.gen(function*() {
+      const sim = yield* DefenderSimulator.make({ machines: slow, pendingFor: "1 minute" })
+      const dir = tempDir()
+      let journaledAlive = 0
+      const fiber = yield* Effect.fork(
+        Stream.runForEach(Campaign.start(slowDefinition), (u) =>
+          Effect.sync(() => {
+            if (u._tag === "Progress") journaledAlive = u.state.counts.Alive
+          })).pipe(Effect.provide(layerFor(clientLayer(sim), dir)))
+      )
+      // Both submits journaled (an action whose Submitted is not yet written is left for resume to adopt).
+      yield* driveUntil(() => journaledAlive === 2)
+      yield* Fiber.interrupt(fiber)
+      const cancels = sim.received.filter((r) => r.endpoint === "cancel").map((r) => r.url)
+      expect(cancels.length).toBe(2)
+      expect(new Set(cancels).size).toBe(2)
+      const again = yield* Effect.fork(Stream.runCollect(Campaign.resume()).pipe(Effect.provide(layerFor(clientLayer(sim), dir))))
+      const done = yield* drive(again)
+      expect(Exit.isSuccess(done)).toBe(true)
+      expect(manifestOf(dir).map((e) => e.status)).toEqual(slow.map(() => "Succeeded"))
+      expect(sim.received.filter((r) => r.endpoint === "cancel").length).toBe(2)
     }), { timeout: 60_000 })
 })
