@@ -18,13 +18,16 @@ import type { CampaignStoreError } from "./error.ts"
 /** @internal When a machine whose pending action was cancelled is tried again. */
 export const retryDelay = (ctx: Ctx): number => Math.max(ctx.definition.options.interval, ctx.definition.options.pendingTimeout)
 
-/** @internal Records what `action` (of alive machine `machineId`) says, collecting when it succeeded (unless `collectNow` is false: a resume will). */
-export const observe = (
+/** @internal What the engine does about one machine's action; `collectNow` false leaves collecting to a resume. */
+export type ActionStep<A> = (
   ctx: Ctx,
   machineId: string,
-  action: MachineAction,
-  collectNow = true
-): Effect.Effect<void, CampaignStoreError, FileSystem.FileSystem> =>
+  about: A,
+  collectNow?: boolean
+) => Effect.Effect<void, CampaignStoreError, FileSystem.FileSystem>
+
+/** @internal Records what `action` (of alive machine `machineId`) says, collecting when it succeeded (unless `collectNow` is false: a resume will). */
+export const observe: ActionStep<MachineAction> = (ctx, machineId, action, collectNow = true) =>
   Effect.gen(function*() {
     const machine = ctx.state.machines.get(machineId)
     if (machine?.phase._tag !== "Alive" || machine.phase.machineActionId !== action.id || !isFinal(action.status)) return
@@ -43,12 +46,7 @@ export const observe = (
  * @internal Sends the one cancel the engine gives an action (none if it had it) and records
  * the answer. A refused cancel (the action ended meanwhile) is left to the next poll.
  */
-export const cancelOnce = (
-  ctx: Ctx,
-  machineId: string,
-  machineActionId: string,
-  collectNow = true
-): Effect.Effect<void, CampaignStoreError, FileSystem.FileSystem> =>
+export const cancelOnce: ActionStep<string> = (ctx, machineId, machineActionId, collectNow = true) =>
   Effect.gen(function*() {
     if (ctx.cancelled.has(machineActionId)) return
     ctx.cancelled.add(machineActionId)
