@@ -16,6 +16,7 @@ import {
   Deferred,
   Duration,
   Effect,
+  Either,
   Exit,
   Fiber,
   Layer,
@@ -37,11 +38,14 @@ import { simulate } from "./batch.ts"
 import {
   applyUpdate,
   type Counts,
+  countsOf,
   countsText,
   initialView,
+  journalEvents,
   outcomeOf,
   parseMachineList,
   renderView,
+  type Status,
   statusOf,
   statusText,
   type View
@@ -399,9 +403,28 @@ const resumeCommand: Command.Command<
   (params) => drive(params.out, (options) => Campaign.resume(options))
 ).pipe(Command.withDescription("continue the campaign in --out (after a Ctrl-C, a crash or a kill)"))
 
+/**
+ * The status of a folder another process holds (the store is `Locked`): its journal read as
+ * it stands, never written — the store's own rules replayed over its whole lines.
+ */
+const statusWhileRunning = (
+  folder: string
+): Effect.Effect<Status, CampaignStore.CampaignStoreError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = `${folder}/journal.jsonl`
+    const corrupt = (detail: string) => new CampaignStore.CampaignStoreError({ reason: "Corrupt", path, detail })
+    const text = yield* fs.readFileString(path).pipe(
+      Effect.mapError((e) => new CampaignStore.CampaignStoreError({ reason: "FileSystem", path, detail: e.message }))
+    )
+    const events = yield* Effect.try({ try: () => journalEvents(text), catch: () => corrupt("a journal line is not JSON") })
+    const state = yield* Either.match(CampaignStore.replay(events), { onLeft: Effect.fail, onRight: Effect.succeed })
+    return statusOf(folder, countsOf(state), state, true)
+  })
+
 const statusCommand: Command.Command<
   "status",
-  CampaignStore.CampaignStore,
+  FileSystem.FileSystem,
   CampaignStore.CampaignStoreError,
   { readonly out: string; readonly format: "json" | "text" }
 > = Command.make(
@@ -409,15 +432,27 @@ const statusCommand: Command.Command<
   { out, format: Options.choice("format", ["json", "text"]).pipe(Options.withDefault("text")) },
   (params) =>
     Effect.gen(function*() {
-      const store = yield* CampaignStore.CampaignStore
-      const campaign = yield* store.open
-      const counts = yield* Campaign.summary
-      const status = statusOf(params.out, counts, campaign.state)
+      const fs = yield* FileSystem.FileSystem
+      const definitionFile = `${params.out}/campaign.json`
+      if (!(yield* fs.exists(definitionFile).pipe(Effect.orElseSucceed(() => false)))) {
+        // Checked first: opening the store would create the folder.
+        return yield* Effect.fail(
+          new CampaignStore.CampaignStoreError({ reason: "NotFound", path: definitionFile, detail: "no campaign.json" })
+        )
+      }
+      const status = yield* Effect.gen(function*() {
+        const store = yield* CampaignStore.CampaignStore
+        const campaign = yield* store.open
+        return statusOf(params.out, yield* Campaign.summary, campaign.state)
+      }).pipe(
+        Effect.provide(CampaignStore.layerFolder(params.out)),
+        Effect.catchIf((e) => e.reason === "Locked", () => statusWhileRunning(params.out))
+      )
       process.stdout.write(
         params.format === "json" ? `${JSON.stringify(status)}\n` : statusText(status).map((l) => `${l}\n`).join("")
       )
     })
-).pipe(Command.withDescription("what the campaign in --out has done (reads only the folder)"))
+).pipe(Command.withDescription("what the campaign in --out has done (reads only the folder; works while it runs)"))
 
 /**
  * The `campaign` command and its subcommands, each given its layers: `client(simulate)`
@@ -442,6 +477,6 @@ export const campaign = <E>(
     Command.withSubcommands([
       Command.provide(startCommand, (p) => Layer.merge(client(p.simulate), CampaignStore.layerFolder(p.out))),
       Command.provide(resumeCommand, (p) => Layer.merge(client(p.simulate), CampaignStore.layerFolder(p.out))),
-      Command.provide(statusCommand, (p) => CampaignStore.layerFolder(p.out))
+      statusCommand
     ])
   )

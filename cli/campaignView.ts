@@ -213,9 +213,36 @@ export const outcomeOf = (counts: Counts, out: string): Outcome => {
   return { _tag: "Succeeded" }
 }
 
+/**
+ * The counts a replayed journal tells (what `Campaign.summary` answers from the store), for
+ * `status` on a folder another process holds: the journal read, never written.
+ */
+export const countsOf = (state: CampaignStore.CampaignState): Counts => {
+  const n = { Succeeded: 0, Failed: 0, TimeOut: 0, Cancelled: 0, NotRun: 0 }
+  for (const m of state.machines.values()) {
+    if (m.phase._tag === "Finished") n[m.phase.entry.status]++
+    if (m.phase._tag === "NotRun") n.NotRun++
+  }
+  return {
+    campaignId: state.campaignId ?? "campaign",
+    succeeded: n.Succeeded,
+    failed: n.Failed,
+    timedOut: n.TimeOut,
+    cancelled: n.Cancelled,
+    notRun: n.NotRun,
+    total: state.targets?.length ?? 0
+  }
+}
+
+/** The events of a journal's text as it is being written: whole lines only (the last may be mid-append). */
+export const journalEvents = (text: string): Array<CampaignStore.CampaignEvent> =>
+  text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter((l) => l.trim() !== "").map((l) => JSON.parse(l))
+
 /** `campaign status`'s facts: the summary, where each machine is, and the folder. */
 export interface Status extends Counts {
   readonly folder: string
+  /** Whether another process is running the campaign now (the status was read from its journal). */
+  readonly running: boolean
   readonly completed: boolean
   readonly interruptions: number
   readonly unfinished: number
@@ -223,7 +250,12 @@ export interface Status extends Counts {
 }
 
 /** The status of a loaded campaign. */
-export const statusOf = (folder: string, counts: Counts, state: CampaignStore.CampaignState): Status => {
+export const statusOf = (
+  folder: string,
+  counts: Counts,
+  state: CampaignStore.CampaignState,
+  running: boolean = false
+): Status => {
   const machines: Record<Bucket, number> = { ...noBuckets }
   for (const [phase, n] of Object.entries(state.counts)) {
     machines[bucketOf(phase as CampaignStore.MachinePhase["_tag"])] += n
@@ -231,6 +263,7 @@ export const statusOf = (folder: string, counts: Counts, state: CampaignStore.Ca
   return {
     ...counts,
     folder,
+    running,
     completed: state.completed,
     interruptions: state.interruptions,
     unfinished: unfinished(counts),
@@ -241,7 +274,7 @@ export const statusOf = (folder: string, counts: Counts, state: CampaignStore.Ca
 /** `campaign status`'s text: the campaign, its counts, where the unfinished machines are, and the folder. */
 export const statusText = (status: Status): Array<string> => {
   const lines = [
-    `${status.campaignId}: ${status.completed ? "completed" : "not finished"}${
+    `${status.campaignId}: ${status.completed ? "completed" : status.running ? "running" : "not finished"}${
       status.interruptions > 0 ? ` (interrupted ${status.interruptions}×)` : ""
     }`,
     countsText(status)
@@ -249,7 +282,11 @@ export const statusText = (status: Status): Array<string> => {
   if (status.unfinished > 0) {
     const where = BUCKETS.filter((b) => b !== "finished" && b !== "not run" && status.machines[b] > 0)
       .map((b) => `${b} ${status.machines[b]}`)
-    lines.push(`unfinished: ${where.join(", ")}; \`campaign resume --out ${status.folder}\` finishes them`)
+    lines.push(
+      `unfinished: ${where.join(", ")}${
+        status.running ? " (being run now)" : `; \`campaign resume --out ${status.folder}\` finishes them`
+      }`
+    )
   }
   lines.push(`folder: ${status.folder} (manifest.jsonl, results/)`)
   return lines

@@ -116,7 +116,8 @@ describe("campaign: pure parts", () => {
   it("status: counts per status, where the unfinished are, the folder", () => {
     const state = (progress({ Waiting: 2, Alive: 1, Finished: 6, NotRun: 1 }, 0) as Extract<ViewUpdate, { _tag: "Progress" }>).state
     const status = statusOf("/tmp/c", summary({ succeeded: 5, failed: 1, notRun: 1, total: 10 }), state)
-    expect(status).toMatchObject({ unfinished: 3, completed: false, machines: { waiting: 2, alive: 1, finished: 6, "not run": 1 } })
+    expect(status).toMatchObject({ unfinished: 3, completed: false, running: false, machines: { waiting: 2, alive: 1, finished: 6, "not run": 1 } })
+    expect(statusText({ ...status, running: true })[2]).toBe("unfinished: waiting 2, alive 1 (being run now)")
     expect(statusText(status)).toEqual([
       "cmp-0123456789abcdef: not finished",
       "5 succeeded, 1 failed, 0 timed out, 0 cancelled, 1 not run, 3 unfinished (of 10)",
@@ -284,6 +285,10 @@ describe.concurrent("campaign: the CLI", { timeout: 90_000 }, () => {
     ])
     // Once the id is out and the first action has been submitted (its journal line is on disk).
     await until(() => running.stdout() !== "" && submitted(out))
+    // status reads the journal of a folder the running campaign holds.
+    const live = await cli(["campaign", "status", "--out", out, "--format", "json"])
+    expect(live.code).toBe(0)
+    expect(JSON.parse(live.stdout)).toMatchObject({ running: true, completed: false, total: ids.length })
     running.child.kill("SIGINT")
     const first = await running.done
     expect(first.code).toBe(130)
