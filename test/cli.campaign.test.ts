@@ -305,6 +305,17 @@ describe.concurrent("campaign: the CLI", { timeout: 90_000 }, () => {
     expect(lines.every((l) => l.status === "Succeeded")).toBe(true)
   })
 
+  it("SIGTERM interrupts at once (no drain): exit 143", async () => {
+    const out = folder()
+    const running = spawnCli(["campaign", "start", "--machines", machinesFile(healthy.slice(8, 10)), "--out", out, "--deadline", "60s", ...FAST])
+    await until(() => submitted(out))
+    running.child.kill("SIGTERM")
+    const ended = await running.done
+    expect(ended.code).toBe(143)
+    expect(ended.stderr).not.toContain("draining")
+    expect(ended.stderr).toContain("each alive machine action was cancelled once")
+  })
+
   it("a second Ctrl-C interrupts: the alive action is cancelled, exit 130; resume finishes the rest", async () => {
     const out = folder()
     const ids = healthy.slice(5, 8)
