@@ -1,7 +1,7 @@
 /**
- * `npm run bench [-- --quick] [--only quota,overhead,decode,download] [--out file]`
+ * `npm run bench [-- --quick] [--only quota,overhead,decode,download,campaign] [--out file]`
  *
- * Runs every benchmark (bench/quota.ts, overhead.ts, decode.ts, download.ts),
+ * Runs every benchmark (bench/quota.ts, overhead.ts, decode.ts, download.ts, campaign.ts),
  * prints each one's figures and targets, and appends one record — the machine,
  * the command, every result — to the JSON results file (default
  * bench/results.json, an array). `--quick` shrinks the inputs so the whole run
@@ -17,7 +17,8 @@ const BENCHMARKS: Record<string, () => Promise<{ run: (options: BenchOptions) =>
   quota: () => import("./quota.ts"),
   overhead: () => import("./overhead.ts"),
   decode: () => import("./decode.ts"),
-  download: () => import("./download.ts")
+  download: () => import("./download.ts"),
+  campaign: () => import("./campaign.ts")
 }
 
 const argv = process.argv.slice(2)
