@@ -4,11 +4,20 @@
  * of what happened. Also the `--simulate` layer of the other commands.
  */
 import { FetchHttpClient } from "@effect/platform"
-import { Console, Duration, Effect, Layer, Stream } from "effect"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { Console, Duration, Effect, Layer, type Scope, Stream } from "effect"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
+import {
+  Campaign,
+  CampaignStore,
+  DefenderAuth,
+  DefenderClient,
+  type DefenderError,
+  DefenderRateLimiter,
+  LiveResponse
+} from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
 
 const { ACTIONS } = DefenderSimulator
@@ -37,8 +46,8 @@ const firstLine = (text: string) => {
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
 
-/** Runs the demo: about ten seconds of real time. */
-export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
+/** Runs the demo: about thirty-five seconds of real time (twelve of them the campaign's deadline). */
+export const demo: Effect.Effect<void, DefenderError | CampaignStore.CampaignStoreError> = Effect.gen(function*() {
   const started = Date.now()
   // A minute of quota scaled down to two seconds, so the throttled stretch is short.
   const quota = { limit: 10, window: Duration.seconds(2) }
@@ -170,6 +179,77 @@ export const demo: Effect.Effect<void, DefenderError> = Effect.gen(function*() {
       sim.count("getResultLink")
     } result links, ${sim.count("blob")} downloads); Authorization headers sent to storage: ${blobAuth}; ${
       seconds(Date.now() - started)
-    } in all.`
+    } in all.\n`
   )
+
+  yield* campaignDemo
 }).pipe(Effect.scoped)
+
+/**
+ * 7: a short campaign on a fleet of 12 served over loopback — the cap, the run budget, a failing,
+ * an offline and a busy machine — into a temporary folder, with its manifest. The fleet's run
+ * times are capped at 4 s so that it fits the demo.
+ */
+const campaignDemo: Effect.Effect<void, DefenderError | CampaignStore.CampaignStoreError, Scope.Scope> = Effect.gen(
+  function*() {
+    yield* Console.log("7. A campaign: one live response on a fleet of 12, at most 6 sessions, deadline 12 s")
+    const machines = DefenderSimulator.fleet(12, { now: Date.now() }).map((m) => ({
+      ...m,
+      runFor: Math.min(Duration.toMillis(m.runFor ?? 4000), 4000)
+    }))
+    const runQuota = { limit: 10, window: Duration.seconds(2) }
+    const sim = yield* DefenderSimulator.make({ machines, runLimits: [runQuota], pendingFor: "1 second" })
+    const served = yield* DefenderSimulator.serve(sim)
+    const dir = yield* Effect.acquireRelease(
+      Effect.sync(() => mkdtempSync(join(tmpdir(), "mde-demo-campaign-"))),
+      (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+    )
+    const layer = Layer.merge(
+      DefenderClient.layer({ cloud: served.cloud, downloadHosts: ["127.0.0.1"] }).pipe(
+        Layer.provide(Layer.merge(
+          DefenderSimulator.layerLogin({ cloud: served.cloud }),
+          DefenderRateLimiter.layer({ runLimits: [runQuota] })
+        )),
+        Layer.provide(FetchHttpClient.layer)
+      ),
+      CampaignStore.layerFolder(dir)
+    )
+    const began = Date.now()
+    let peak = 0
+    const summary = yield* Campaign.start({
+      commands: [{ type: "RunScript", scriptName: "triage.ps1" }],
+      comment: "mde-live-response demo campaign",
+      targets: { _tag: "Machines", machineIds: machines.map((m) => m.id) },
+      maxSessions: 6,
+      deadline: "12 seconds",
+      pendingTimeout: "3 seconds",
+      interval: "500 millis"
+    }).pipe(
+      Stream.tap((u) => Effect.sync(() => {
+        if (u._tag === "Progress") peak = Math.max(peak, u.alive)
+      })),
+      Stream.runFold(undefined as Campaign.Summary | undefined, (s, u) => (u._tag === "Completed" ? u.summary : s)),
+      Effect.provide(layer),
+      Effect.provide(NodeFileSystem.layer)
+    )
+    const store = yield* Effect.provide(
+      Effect.flatMap(CampaignStore.CampaignStore, (s) => s.manifest),
+      Layer.provide(CampaignStore.layerFolder(dir), NodeFileSystem.layer)
+    )
+    if (summary !== undefined) {
+      yield* Console.log(
+        `   ${summary.campaignId}: ${summary.succeeded} succeeded, ${summary.failed} failed, ${summary.timedOut} timed out, ${summary.cancelled} cancelled, ${summary.notRun} never ran, in ${
+          seconds(Date.now() - began)
+        }; at most ${peak} sessions alive at once (the cap: 6)`
+      )
+    }
+    const first = store.find((e) => e.status === "Succeeded")
+    const notRun = store.find((e) => e.status === "NotRun")
+    if (first !== undefined) {
+      const c = first.commands[0]
+      yield* Console.log(`   manifest: ${short(first.machineId)} Succeeded → ${c?.file} (${c?.bytes} bytes, sha256 ${c?.sha256?.slice(0, 12)}…)`)
+    }
+    if (notRun !== undefined) yield* Console.log(`   manifest: ${short(notRun.machineId)} NotRun: ${notRun.error?.message}`)
+    yield* Console.log("   (the CLI: `campaign start --simulate …`, `campaign status`, `campaign resume`; see README)")
+  }
+)
