@@ -9,12 +9,16 @@
  *   bun test ./test/public.bun.test.ts
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platform"
 import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { DefenderAuth, DefenderClient, DefenderCloud, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
 import {
   ACTION_ID,
+  campaignStoreRoundTrip,
   ACTIONS,
   API,
   BLOB_HOST,
@@ -354,3 +358,18 @@ test.skipIf(redisUrl === undefined || redisUrl === "")(
     expect(waitMillis).toBe(3_600_000)
   }
 )
+
+describe("the campaign folder store on Bun", () => {
+  test("created, appended, saved and read back by a second store", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "mde-bun-campaign-"))
+    try {
+      const got = await campaignStoreRoundTrip(dir)
+      expect(got.phase).toBe("Finished")
+      expect(got.manifest.map((e) => [e.machineId, e.status])).toEqual([["m1", "Succeeded"]])
+      expect(got.fileText).toBe("{\"exitCode\":0}")
+      expect(got.sha256Matches).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

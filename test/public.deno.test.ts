@@ -15,6 +15,7 @@ import { DefenderAuth, DefenderClient, DefenderCloud, DefenderRateLimiter, LiveR
 import { DefenderSimulator } from "../testing.ts"
 import {
   ACTION_ID,
+  campaignStoreRoundTrip,
   ACTIONS,
   API,
   BLOB_HOST,
@@ -365,5 +366,18 @@ Deno.test({
     const { ran, waitMillis } = await sharedRedisBudget(redisUrl!)
     assert.ok(ran)
     assert.equal(waitMillis, 3_600_000)
+  }
+})
+
+Deno.test("the campaign folder store: created, appended, saved and read back by a second store", async () => {
+  const dir = await Deno.makeTempDir()
+  try {
+    const got = await campaignStoreRoundTrip(dir)
+    assert.equal(got.phase, "Finished")
+    assert.deepEqual(got.manifest.map((e) => [e.machineId, e.status]), [["m1", "Succeeded"]])
+    assert.equal(got.fileText, "{\"exitCode\":0}")
+    assert.equal(got.sha256Matches, true)
+  } finally {
+    await Deno.remove(dir, { recursive: true })
   }
 })

@@ -3,9 +3,10 @@
  * (`HttpClient` with no sockets) and helpers over the in-process simulator, all
  * on the public API. Runtime-neutral: no Deno, Bun or vitest globals here.
  */
-import { HttpClient, HttpClientResponse } from "@effect/platform"
-import { Chunk, Clock, Effect, Fiber, Layer, Redacted, Schedule, TestClock, TestContext } from "effect"
-import { DefenderAuth, DefenderClient, DefenderRateLimiter } from "../../mod.ts"
+import { FileSystem, HttpClient, HttpClientResponse } from "@effect/platform"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
+import { Chunk, Clock, Effect, Fiber, Layer, Option, Redacted, Schedule, Stream, TestClock, TestContext } from "effect"
+import { CampaignStore, DefenderAuth, DefenderClient, DefenderRateLimiter } from "../../mod.ts"
 import { DefenderSimulator } from "../../testing.ts"
 
 export const ACTION_ID = "988cc94e-7a8f-4b28-ab65-54970c5d5018"
@@ -147,3 +148,61 @@ export const sharedRedisBudget = (url: string): Promise<{ readonly ran: boolean;
     }
     return yield* Effect.die("the second limiter never waited")
   }).pipe(Effect.scoped, Effect.provide(TestContext.TestContext), Effect.runPromise)
+
+/**
+ * The campaign folder store on this runtime: a campaign created, one machine run and its
+ * transcript saved, the folder opened again by a second store — what it answers, with the
+ * manifest line's sha256 read back from the file.
+ */
+export const campaignStoreRoundTrip = (dir: string): Promise<{
+  readonly phase: string
+  readonly manifest: ReadonlyArray<CampaignStore.ManifestEntry>
+  readonly fileText: string
+  readonly sha256Matches: boolean
+}> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const fs = yield* FileSystem.FileSystem
+      const definition: CampaignStore.CampaignDefinition = {
+        campaignId: "cmp-0123456789abcdef",
+        createdAt: 1_000,
+        commands: [{ type: "RunScript", scriptName: "triage.ps1" }],
+        comment: "runtime check",
+        targets: { _tag: "Machines", machineIds: ["m1"] },
+        options: { maxSessions: 1, deadline: 90_000, pendingTimeout: 60_000, interval: 1_000 }
+      }
+      const commands = [{ index: 0, type: "RunScript", status: "Completed", errors: [] }]
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* CampaignStore.makeFolder(dir)
+        yield* store.create(definition)
+        yield* store.append({ _tag: "Submitting", machineId: "m1", attempt: 1, at: 2_000 })
+        yield* store.append({ _tag: "Submitted", machineId: "m1", machineActionId: "a1", at: 2_001 })
+        yield* store.append({ _tag: "ActionEnded", machineId: "m1", machineActionId: "a1", status: "Succeeded", commands, at: 3_000 })
+        const saved = yield* store.saveResult("m1", 0, "0-transcript.json", Stream.make(new TextEncoder().encode("{\"exitCode\":0}")))
+        const state = yield* store.append({
+          _tag: "ResultSaved",
+          machineId: "m1",
+          machineActionId: "a1",
+          type: "RunScript",
+          md5Verified: false,
+          at: 4_000,
+          ...saved
+        })
+        const entry = Option.getOrThrow(CampaignStore.entryFor(state.machines.get("m1")!))
+        yield* store.append({ _tag: "MachineFinished", entry, at: 5_000 })
+      }))
+      // A second store on the same folder: what the first wrote survives it.
+      const reopened = yield* Effect.scoped(Effect.flatMap(CampaignStore.makeFolder(dir), (s) => Effect.zip(s.open, s.manifest)))
+      const [campaign, manifest] = reopened
+      const file = `${dir}/${manifest[0]!.commands[0]!.file}`
+      const bytes = yield* fs.readFile(file)
+      const digest = new Uint8Array(yield* Effect.promise(() => crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>)))
+      const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("")
+      return {
+        phase: campaign.state.machines.get("m1")!.phase._tag,
+        manifest,
+        fileText: new TextDecoder().decode(bytes),
+        sha256Matches: hex === manifest[0]!.commands[0]!.sha256
+      }
+    }).pipe(Effect.provide(NodeFileSystem.layer))
+  )
