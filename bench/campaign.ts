@@ -75,12 +75,34 @@ const counts = (sim: DefenderSimulator.DefenderSimulator) => ({
   throttled: sim.count("runLiveResponse", 429)
 })
 
+/** Counts the machines as they finish, and when the last success came. */
+const makeTally = Effect.gen(function*() {
+  const lastSuccess = yield* Ref.make(0)
+  const finished = yield* Ref.make({ succeeded: 0, other: 0 })
+  return {
+    record: (ok: boolean) =>
+      Effect.gen(function*() {
+        yield* Ref.update(finished, (f) => ok ? { ...f, succeeded: f.succeeded + 1 } : { ...f, other: f.other + 1 })
+        if (ok) yield* Ref.set(lastSuccess, yield* Clock.currentTimeMillis)
+      }),
+    outcome: (sim: DefenderSimulator.DefenderSimulator): Effect.Effect<Outcome> =>
+      Effect.gen(function*() {
+        const end = yield* Clock.currentTimeMillis
+        return {
+          lastSuccessMinutes: (yield* Ref.get(lastSuccess)) / 60_000,
+          endMinutes: end / 60_000,
+          ...(yield* Ref.get(finished)),
+          ...counts(sim)
+        }
+      })
+  }
+})
+
 /** The library: one `Campaign.start` over the whole fleet. */
 const libraryRun = (specs: ReadonlyArray<DefenderSimulator.MachineSpec>, dir: string): Effect.Effect<Outcome, unknown> =>
   Effect.gen(function*() {
     const sim = yield* tenant(specs)
-    const lastSuccess = yield* Ref.make(0)
-    const finished = yield* Ref.make({ succeeded: 0, other: 0 })
+    const tally = yield* makeTally
     yield* Campaign.start({
       commands: COMMANDS,
       comment: "bench",
@@ -91,21 +113,11 @@ const libraryRun = (specs: ReadonlyArray<DefenderSimulator.MachineSpec>, dir: st
       interval: "15 seconds"
     }).pipe(
       Stream.runForEach((update) =>
-        update._tag !== "MachineFinished" ? Effect.void : Effect.gen(function*() {
-          const ok = update.entry.status === "Succeeded"
-          yield* Ref.update(finished, (f) => ok ? { ...f, succeeded: f.succeeded + 1 } : { ...f, other: f.other + 1 })
-          if (ok) yield* Ref.set(lastSuccess, yield* Clock.currentTimeMillis)
-        })
+        update._tag === "MachineFinished" ? tally.record(update.entry.status === "Succeeded") : Effect.void
       ),
       Effect.provide(Layer.mergeAll(clientOver(sim), CampaignStore.layerFolder(dir).pipe(Layer.provide(NodeFileSystem.layer)), NodeFileSystem.layer))
     )
-    const end = yield* Clock.currentTimeMillis
-    return {
-      lastSuccessMinutes: (yield* Ref.get(lastSuccess)) / 60_000,
-      endMinutes: end / 60_000,
-      ...(yield* Ref.get(finished)),
-      ...counts(sim)
-    }
+    return yield* tally.outcome(sim)
   })
 
 /**
@@ -116,8 +128,7 @@ const libraryRun = (specs: ReadonlyArray<DefenderSimulator.MachineSpec>, dir: st
 const baselineRun = (specs: ReadonlyArray<DefenderSimulator.MachineSpec>): Effect.Effect<Outcome, unknown> =>
   Effect.gen(function*() {
     const sim = yield* tenant(specs)
-    const lastSuccess = yield* Ref.make(0)
-    const finished = yield* Ref.make({ succeeded: 0, other: 0 })
+    const tally = yield* makeTally
     const one = (machineId: string) =>
       Effect.gen(function*() {
         const started = yield* LiveResponse.runLiveResponse({ machineId, commands: COMMANDS, comment: "baseline" })
@@ -131,19 +142,9 @@ const baselineRun = (specs: ReadonlyArray<DefenderSimulator.MachineSpec>): Effec
           if (action.status !== "Pending" && action.status !== "InProgress") return false
         }
       }).pipe(Effect.orElseSucceed(() => false))
-    yield* Effect.forEach(specs, (spec) =>
-      Effect.flatMap(one(spec.id), (ok) =>
-        Effect.gen(function*() {
-          yield* Ref.update(finished, (f) => ok ? { ...f, succeeded: f.succeeded + 1 } : { ...f, other: f.other + 1 })
-          if (ok) yield* Ref.set(lastSuccess, yield* Clock.currentTimeMillis)
-        })), { concurrency: 10, discard: true }).pipe(Effect.provide(clientOver(sim)))
-    const end = yield* Clock.currentTimeMillis
-    return {
-      lastSuccessMinutes: (yield* Ref.get(lastSuccess)) / 60_000,
-      endMinutes: end / 60_000,
-      ...(yield* Ref.get(finished)),
-      ...counts(sim)
-    }
+    yield* Effect.forEach(specs, (spec) => Effect.flatMap(one(spec.id), tally.record), { concurrency: 10, discard: true })
+      .pipe(Effect.provide(clientOver(sim)))
+    return yield* tally.outcome(sim)
   })
 
 const DEADLINE_MILLIS = 3 * 60 * 60 * 1000

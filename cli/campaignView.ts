@@ -3,7 +3,7 @@
  * the live view folded from the engine's updates, the summary, the exit code a summary
  * asks for, and `campaign status`'s text and JSON. `campaign.ts` does the effects.
  */
-import type { CampaignStore } from "../mod.ts"
+import type { Campaign, CampaignStore } from "../mod.ts"
 import { formatDuration } from "./batch.ts"
 
 /** The exit codes of a campaign that ended without every machine succeeding (README's exit table). */
@@ -25,30 +25,11 @@ export const parseMachineList = (text: string): Array<string> => {
   return [...seen]
 }
 
-/** A campaign's outcome counts (the engine's `Summary`). */
-export interface Counts {
-  readonly campaignId: string
-  readonly succeeded: number
-  readonly failed: number
-  readonly timedOut: number
-  readonly cancelled: number
-  readonly notRun: number
-  readonly total: number
-}
+/** A campaign's outcome counts: the engine's `Summary`. */
+export type Counts = Campaign.Summary
 
-/** The updates the view reads (the engine's `Update`, structurally). */
-export type ViewUpdate =
-  | { readonly _tag: "Started"; readonly campaignId: string; readonly targets: number; readonly resumed: boolean }
-  | {
-    readonly _tag: "Progress"
-    readonly state: CampaignStore.CampaignState
-    readonly alive: number
-    readonly maxSessions: number
-    readonly nextRunAt: number | undefined
-    readonly at: number
-  }
-  | { readonly _tag: "MachineFinished"; readonly entry: CampaignStore.ManifestEntry }
-  | { readonly _tag: "Completed"; readonly summary: Counts }
+/** The updates the view reads: the engine's. */
+export type ViewUpdate = Campaign.Update
 
 /** The view's buckets, in the order shown. */
 export const BUCKETS = ["waiting", "submitting", "alive", "collecting", "finished", "not run"] as const
