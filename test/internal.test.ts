@@ -206,6 +206,9 @@ describe("redactText", () => {
 
   it("removes userinfo from URLs in text", () => {
     expect(redactText("GET https://admin:hunter2@h.example/x failed")).toBe("GET https://h.example/x failed")
+    // A raw `@` inside the password: all of it goes, not only what comes before the first `@`.
+    expect(redactText("connect redis://:p@ss@w0rd@cache.example:6379/0 refused")).toBe("connect redis://cache.example:6379/0 refused")
+    expect(redactText("mail a@b.example, see https://h.example/x")).toBe("mail a@b.example, see https://h.example/x")
   })
 
   it("leaves text without secrets alone", () => {

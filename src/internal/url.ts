@@ -14,7 +14,8 @@ const REDACTED = "REDACTED"
 // may also hide a `xsig=` value: over-redacting is the safe mistake.
 const SIG_IN_TEXT = /(sig=)[^&#\s"'<>()[\]{},;]*|(sig%3D)(?:(?!%26)[^&#\s"'<>()[\]{},;])*/gi
 // `scheme://user:pass@` in free text; the userinfo cannot hold `/`, `?`, `#` or whitespace.
-const USERINFO_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s@]*@/gi
+// Greedy up to the last `@` before the host, so a password holding a raw `@` goes whole.
+const USERINFO_IN_TEXT = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s]*@/gi
 
 /** @internal Hides every `sig=` value and every `user:pass@` in free text such as an error body. */
 export const redactText = (text: string): string =>

@@ -13,6 +13,7 @@
  */
 import { Duration, Effect } from "effect"
 import type { Redis, RedisOptions } from "ioredis"
+import { redactText } from "../url.ts"
 import { RateLimiterUnavailable } from "../../DefenderError.ts"
 import type { Store, WindowSpec } from "./store.ts"
 
@@ -100,7 +101,8 @@ export interface RedisConnection {
  */
 export const describeRedisError = (cause: unknown): string => {
   const text = cause instanceof Error ? cause.message : String(cause)
-  return text.replace(/\b(rediss?):\/\/[^\s@/]*@/gi, "$1://***@").slice(0, 200)
+  // url.ts's userinfo rule: greedy to the last `@`, so a password holding a raw `@` goes whole.
+  return redactText(text).slice(0, 200)
 }
 
 const unavailable = (cause: unknown): RateLimiterUnavailable => new RateLimiterUnavailable({ store: "redis", detail: describeRedisError(cause) })
