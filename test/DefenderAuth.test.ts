@@ -10,6 +10,7 @@ import {
   BLOB_HOST,
   blobUrl,
   CANARY_SECRET,
+  CANARY_SIG,
   CANARY_TOKEN,
   clientLayer,
   json,
@@ -169,6 +170,30 @@ describe("DefenderAuth.layerClientSecret", () => {
       const everything = `${error.message} ${JSON.stringify(error)} ${String(error)} ${error.description}`
       expect(everything).not.toContain(CANARY_SECRET)
       expect(fake.requests).toHaveLength(1)
+    }).pipe(
+      Effect.provide(DefenderAuth.layerClientSecret(options)),
+      Effect.provideService(HttpClient.HttpClient, fake.client)
+    )
+  })
+
+  it.effect("what a refusal echoes besides the secret (a bearer token, a JWT, a sig=) stays out of the error too", () => {
+    const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJjYW5hcnkifQ.c2lnbmF0dXJlY2FuYXJ5"
+    const fake = makeFake(() =>
+      json(400, {
+        error: `invalid_request (Bearer ${CANARY_TOKEN})`,
+        error_description: `AADSTS50027: Invalid JWT token ${jwt}; see https://h.example/x?sig=${CANARY_SIG}`,
+        error_codes: [50027],
+        trace_id: "trace-abc",
+        correlation_id: "corr-def"
+      })
+    )
+    return Effect.gen(function*() {
+      const error = yield* Effect.flip((yield* DefenderAuth.DefenderAuth).token)
+      expect(error.reason).toBe("TokenRequestFailed")
+      expect(error.errorCodes).toEqual([50027])
+      expect(error.description).toContain("AADSTS50027: Invalid JWT token")
+      const everything = `${error.message} ${JSON.stringify(error)} ${String(error)} ${error.description} ${error.error}`
+      for (const canary of [CANARY_TOKEN, jwt, CANARY_SIG, CANARY_SECRET]) expect(everything).not.toContain(canary)
     }).pipe(
       Effect.provide(DefenderAuth.layerClientSecret(options)),
       Effect.provideService(HttpClient.HttpClient, fake.client)

@@ -51,7 +51,8 @@ export const bounded = (text: string): string => {
   return `${text.slice(0, cut > MAX_DESCRIPTION / 2 ? cut : MAX_DESCRIPTION)} …`
 }
 
-const clean = (text: string): string => bounded(scrubCredentials(text))
+/** @internal What an error may keep of a text from a login: credentials scrubbed, the length bounded. */
+export const clean = (text: string): string => bounded(scrubCredentials(text))
 
 type Fields = Record<string, unknown>
 
@@ -104,7 +105,8 @@ const refused = (r: Refusal): AuthenticationError =>
     ...(r.status === undefined ? {} : { status: r.status })
   })
 
-const unreachable = (description: string, status?: number): AuthenticationError =>
+/** @internal No usable answer from the token endpoint (`description` cleaned). */
+export const unreachable = (description: string, status?: number): AuthenticationError =>
   new AuthenticationError({
     reason: "TokenEndpointUnreachable",
     errorCodes: [],

@@ -12,6 +12,7 @@ import type { ClientSecretOptions, IssuedToken } from "../../DefenderAuth.ts"
 import * as DefenderCloud from "../../DefenderCloud.ts"
 import { AuthenticationError } from "../../DefenderError.ts"
 import { noRedirects } from "../noRedirects.ts"
+import { clean, unreachable } from "./credentialError.ts"
 import { parseRetryAfter } from "../retryAfter.ts"
 
 /** @internal How long one attempt may take (sending, answer, body): 30 seconds. */
@@ -31,14 +32,6 @@ interface Failed {
   readonly error: AuthenticationError
   readonly retryAfterMillis: number | undefined
 }
-
-const unreachable = (description: string, status?: number): AuthenticationError =>
-  new AuthenticationError({
-    reason: "TokenEndpointUnreachable",
-    errorCodes: [],
-    description,
-    ...(status === undefined ? {} : { status })
-  })
 
 const failed = (error: AuthenticationError, retryAfterMillis?: number): Failed => ({ error, retryAfterMillis })
 
@@ -107,10 +100,11 @@ const refusal = (
       reason: "TokenRequestFailed",
       status,
       errorCodes: e.error_codes ?? [],
-      ...(e.error === undefined ? {} : { error: e.error }),
-      ...(e.error_description === undefined ? {} : { description: scrub(e.error_description) }),
-      ...(e.trace_id === undefined ? {} : { traceId: e.trace_id }),
-      ...(e.correlation_id === undefined ? {} : { correlationId: e.correlation_id })
+      // Whatever Entra ID echoes (the secret, a token, an assertion) stays out of the error.
+      ...(e.error === undefined ? {} : { error: clean(scrub(e.error)) }),
+      ...(e.error_description === undefined ? {} : { description: clean(scrub(e.error_description)) }),
+      ...(e.trace_id === undefined ? {} : { traceId: clean(e.trace_id) }),
+      ...(e.correlation_id === undefined ? {} : { correlationId: clean(e.correlation_id) })
     })
   )
 }
