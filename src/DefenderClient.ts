@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { type FileSystem, HttpClient } from "@effect/platform"
-import { Config, type ConfigError, Context, Duration, Effect, Layer, Option, type Redacted, Schedule, type Stream } from "effect"
+import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, type Redacted, Schedule, type Stream } from "effect"
 import { DefenderAuth } from "./DefenderAuth.ts"
 import * as DefenderCloud from "./DefenderCloud.ts"
 import type { DefenderError } from "./DefenderError.ts"
@@ -359,6 +359,7 @@ export const make = (
     // API calls and downloads alike follow no redirect (see internal/noRedirects.ts).
     const http = HttpClient.transformResponse(yield* HttpClient.HttpClient, noRedirects)
     const schedule = options?.retry ?? defaultRetrySchedule
+    const cloud = options?.cloud ?? DefenderCloud.commercial
     const ctx: ClientContext = {
       auth: yield* DefenderAuth,
       limiter: yield* DefenderRateLimiter,
@@ -366,7 +367,8 @@ export const make = (
       // The platform's client span records the full URL, which for a download holds the SAS
       // signature: storage requests get our own span with the signature redacted instead.
       storage: HttpClient.withTracerDisabledWhen(http, () => true),
-      cloud: options?.cloud ?? DefenderCloud.commercial,
+      cloud,
+      cloudProblem: Either.getLeft(DefenderCloud.validateBaseUrl(cloud.apiBaseUrl)).pipe(Option.getOrUndefined),
       schedule,
       readPolicy: retry.retryPolicy(schedule),
       // A POST that may have been carried out is not repeated: only a 429 (never executed) is.

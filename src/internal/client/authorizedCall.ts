@@ -8,7 +8,6 @@
  */
 import { HttpClientRequest, type HttpClientResponse } from "@effect/platform"
 import { Effect } from "effect"
-import { validateBaseUrl } from "../../DefenderCloud.ts"
 import { AuthenticationError, type DefenderError, HttpError, InvalidArgument } from "../../DefenderError.ts"
 import type { Bucket } from "../../DefenderRateLimiter.ts"
 import { type ApiErrorInfo, apiErrorInfo, apiFailure } from "./apiFailure.ts"
@@ -79,13 +78,10 @@ export const apiCall = (
   bucket: Bucket = "results",
   idempotent: boolean = request.method === "GET"
 ): Effect.Effect<ApiAnswer, DefenderError> =>
-  Effect.suspend(() => {
-    // A cloud built in code is checked like configuration, before a token is even asked for.
-    const base = validateBaseUrl(ctx.cloud.apiBaseUrl)
-    return base._tag === "Left"
-      ? Effect.fail(new InvalidArgument({ argument: "cloud.apiBaseUrl", detail: base.left }))
-      : retried(ctx, request, resource, bucket, idempotent)
-  })
+  // A cloud built in code is checked like configuration (once, in make), before a token is asked for.
+  ctx.cloudProblem !== undefined
+    ? Effect.fail(new InvalidArgument({ argument: "cloud.apiBaseUrl", detail: ctx.cloudProblem }))
+    : retried(ctx, request, resource, bucket, idempotent)
 
 const retried = (
   ctx: ClientContext,

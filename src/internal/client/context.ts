@@ -20,6 +20,8 @@ export interface ClientContext {
   /** Storage downloads: `http` with the platform's span off (it would record the SAS URL). */
   readonly storage: HttpClient.HttpClient
   readonly cloud: DefenderCloud.DefenderCloud
+  /** Why the cloud's API base is refused (plain http off loopback), checked once; every call then fails. */
+  readonly cloudProblem: string | undefined
   /** Retries of reads (and of anything idempotent). */
   readonly readPolicy: Schedule.Schedule<unknown, DefenderError>
   /** Retries of a POST: only a 429, which Defender never carried out. */
