@@ -10,6 +10,7 @@ import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted } fr
 import { type CampaignStore, DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { batch, type OutputError, simulate } from "./batch.ts"
 import { campaign, type CampaignCommandError, layerSimulatedFleet, machineActionLimitsConfig } from "./campaign.ts"
+import { CAMPAIGN_EXIT_CODES } from "./campaignView.ts"
 import { demo, layerSimulated } from "./demo.ts"
 import { download, FileError } from "./download.ts"
 import { run as runCommand } from "./run.ts"
@@ -37,8 +38,7 @@ export const EXIT_CODES = {
   RateLimiterUnavailable: 16,
   CampaignUsage: 2,
   CampaignStoreError: 12,
-  CampaignFailed: 20,
-  CampaignNotRun: 21,
+  ...CAMPAIGN_EXIT_CODES,
   CampaignDrained: 130,
   Unexpected: 1
 } as const
