@@ -6,13 +6,6 @@
 import type { Campaign, CampaignStore } from "../mod.ts"
 import { formatDuration } from "./batch.ts"
 
-/** The exit codes of a campaign that ended without every machine succeeding (README's exit table). */
-export const CAMPAIGN_EXIT_CODES = {
-  /** Some machine's action ended Failed, TimeOut or Cancelled. */
-  CampaignFailed: 20,
-  /** Every machine that ran succeeded, but some never ran (`NotRun`: offline past the deadline, unknown, busy…). */
-  CampaignNotRun: 21
-} as const
 
 /** The machine ids of a `--machines` file: one a line; blank lines and `#` comments ignored; duplicates dropped. */
 export const parseMachineList = (text: string): Array<string> => {
@@ -173,7 +166,8 @@ export const countsText = (counts: Counts): string => {
 /** The end of a run that was not stopped: nothing wrong, or the error the CLI exits with. */
 export type Outcome =
   | { readonly _tag: "Succeeded" }
-  | { readonly _tag: keyof typeof CAMPAIGN_EXIT_CODES; readonly message: string }
+  // Their exit codes are in main.ts's EXIT_CODES (20 and 21), the one table of them.
+  | { readonly _tag: "CampaignFailed" | "CampaignNotRun"; readonly message: string }
 
 /** Exit 0 when every machine succeeded; 20 when some failed, timed out or was cancelled; else 21 when some never ran. */
 export const outcomeOf = (counts: Counts, out: string): Outcome => {

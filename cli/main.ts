@@ -10,7 +10,6 @@ import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted } fr
 import { type CampaignStore, DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { batch, type OutputError, simulate } from "./batch.ts"
 import { campaign, type CampaignCommandError, layerSimulatedFleet, machineActionLimitsConfig } from "./campaign.ts"
-import { CAMPAIGN_EXIT_CODES } from "./campaignView.ts"
 import { demo, layerSimulated } from "./demo.ts"
 import { download, FileError } from "./download.ts"
 import { run as runCommand } from "./run.ts"
@@ -38,7 +37,8 @@ export const EXIT_CODES = {
   RateLimiterUnavailable: 16,
   CampaignUsage: 2,
   CampaignStoreError: 12,
-  ...CAMPAIGN_EXIT_CODES,
+  CampaignFailed: 20,
+  CampaignNotRun: 21,
   CampaignDrained: 130,
   Unexpected: 1
 } as const
