@@ -10,7 +10,8 @@ export interface RunningRedis {
   readonly stop: () => void
 }
 
-const freePort = () =>
+/** A free TCP port on 127.0.0.1. */
+export const freePort = (): Promise<number> =>
   new Promise<number>((resolve, reject) => {
     const server = createServer()
     server.once("error", reject)

@@ -6,7 +6,7 @@
  *
  * Time is the TestClock's. Redis commands are real I/O, so before moving the clock a
  * test lets the fibers reach their next sleep (`settle`): nothing waits in real time
- * beyond the round trips to Redis.
+ * beyond the round trips to Redis (`settle` turns the event loop with `setImmediate`, no timer).
  */
 import { describe, expect, inject, it } from "@effect/vitest"
 import {

@@ -1,7 +1,8 @@
 /**
  * One behavioural suite for the rate-limit algorithm, run over both stores: the
  * in-memory budget (`make`) and the shared one on a real Redis (`makeRedis`, see
- * test/setup/redis.ts). Every wait is on the TestClock.
+ * test/setup/redis.ts). Every wait is on the TestClock; the only real time is `settle`'s
+ * turns of the event loop (no timer longer than 0 ms), which let Redis's answers arrive.
  *
  * Redis commands are real I/O: a fiber woken by the TestClock asks Redis before it
  * sleeps again, so the clock must not move on until every command has come back

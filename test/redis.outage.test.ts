@@ -11,20 +11,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Exit, Layer, Redacted, Scope } from "effect"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
-import { createServer } from "node:net"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import { freePort } from "../scripts/redis.ts"
 
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-
+// Real seconds: a real redis-server's stop and restart (see the file's head).
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
 
 /** A redis-server on `port` (no persistence); `stop` waits until it has exited and the port is free. */
