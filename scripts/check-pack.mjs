@@ -1,4 +1,4 @@
-// `npm pack --dry-run`, checked: the tarball holds the built entry points and one .js and .d.ts per
+// `npm pack --dry-run`, checked: the tarball holds the built entry points, the bundled `bin`, and one .js and .d.ts per
 // source module, and nothing but dist/, README.md, LICENSE and package.json.
 // Run by `npm run check:publish`; prints the file count, exits 1 with the reasons otherwise.
 import { execFileSync } from "node:child_process"
@@ -21,6 +21,7 @@ const expected = [
   "README.md",
   "LICENSE",
   ...Object.values(pkg.exports).flatMap((entry) => Object.values(entry)).map((path) => path.replace(/^\.\//, "")),
+  ...Object.values(pkg.bin ?? {}),
   ...["mod.ts", "testing.ts", ...sources("src")].flatMap((source) => {
     const base = `dist/${source.replace(/\\/g, "/").replace(/\.ts$/, "")}`
     return [`${base}.js`, `${base}.d.ts`]
