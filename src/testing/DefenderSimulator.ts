@@ -147,6 +147,18 @@ export interface Options {
   readonly queueTimeout?: Duration.DurationInput | undefined
   /** The default and largest page (`$top`) of the list endpoints; default 10,000 (the docs). */
   readonly pageSize?: number | undefined
+  /**
+   * The application permissions the issued tokens' `roles` claim lists; default `ALL_ROLES`. An
+   * endpoint whose permission is not among them answers 403 `Forbidden`, as Defender does, so a
+   * test can give the app a token that lacks one. Static tokens are not checked.
+   */
+  readonly roles?: ReadonlyArray<string> | undefined
+  /**
+   * How many milliseconds the simulated service's clock runs ahead of the caller's (negative:
+   * behind); default 0. It shows in every answer's `Date` header and in the issued tokens'
+   * `iat`, `nbf` and `exp`, as a skewed local clock would look from the caller's side.
+   */
+  readonly clockOffset?: number | undefined
 }
 
 /**
@@ -272,6 +284,15 @@ export const SIMULATED_CLIENT_SECRET: Redacted.Redacted<string> = Redacted.make(
  * @category constants
  */
 export const STATIC_TOKEN: Redacted.Redacted<string> = Redacted.make("simulated-static-token")
+
+/**
+ * Every application permission of the Defender API the library's calls need (see the README's
+ * "Connecting a real tenant"): the `roles` of the simulator's tokens unless `Options.roles` says otherwise.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const ALL_ROLES: ReadonlyArray<string> = ["Machine.LiveResponse", "Machine.ReadWrite.All", "Machine.Read.All", "Library.Manage"]
 
 /**
  * The machine actions every simulator starts with (all `Succeeded` unless said).
@@ -418,7 +439,9 @@ export const make = (options?: Options): Effect.Effect<DefenderSimulator> =>
         queueTimeout: millis(options?.queueTimeout ?? "2 hours"),
         pageSize: options?.pageSize ?? 10_000,
         machines: options?.machines === undefined ? undefined : new Map(options.machines.map((m) => [m.id, m])),
-        startedAt
+        startedAt,
+        roles: options?.roles ?? ALL_ROLES,
+        clockOffset: options?.clockOffset ?? 0
       },
       options?.faults,
       () => sim.blobOrigin

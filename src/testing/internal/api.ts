@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import type { Endpoint } from "../DefenderSimulator.ts"
-import { authorized } from "./login.ts"
+import { authorized, missingPermission } from "./login.ts"
 import { deleteLibraryFile, listLibraryFiles, uploadLibraryFile } from "./library.ts"
 import { cancel, getMachineAction, listMachineActions, resultLink, runLiveResponse } from "./machineActions.ts"
 import { listMachines } from "./machines.ts"
@@ -33,6 +33,13 @@ export const routeApi = (call: Call): Routed => {
         endpoint,
         answer: Effect.succeed(odata(401, "Unauthorized", "Authorization token is missing, invalid or expired", requestId))
       }
+    }
+    const missing = missingPermission(call, endpoint)
+    if (missing !== undefined) {
+      const message = `The application does not have any of the required application permissions (${
+        missing.join(", ")
+      }) to access the resource.`
+      return { endpoint, answer: Effect.succeed(odata(403, "Forbidden", message, requestId)) }
     }
     const wait = quota === undefined ? 0 : quota(now)
     return { endpoint, answer: wait > 0 ? Effect.succeed(throttled(state.faults, wait, requestId)) : answer() }

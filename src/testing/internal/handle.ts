@@ -36,6 +36,11 @@ export const handle = (state: State, request: Request): Effect.Effect<Response |
     if (response !== undefined && endpoint === "blob" && response.ok) {
       response = yield* damageDownload(state, response, injected)
     }
+    // Every answer carries the service's time, as Microsoft's do (and node:http would add the
+    // real clock's when served): the simulated clock, shifted by `clockOffset`.
+    if (response !== undefined && !response.headers.has("date")) {
+      response.headers.set("date", new Date(now + state.settings.clockOffset).toUTCString())
+    }
     state.received.push({
       endpoint,
       method: request.method,

@@ -6,9 +6,11 @@
  * @internal
  */
 import { Effect } from "effect"
+import { Buffer } from "node:buffer"
+import type { Endpoint } from "../DefenderSimulator.ts"
 import { checkAssertion, JWT_BEARER } from "./assertion.ts"
 import { json } from "./responses.ts"
-import { type Call, nextId } from "./state.ts"
+import { type Call, nextId, type State } from "./state.ts"
 
 /** Entra ID's error body: the AADSTS code, its description with the ids Entra appends, the ids again. */
 const entraError = ({ now, requestId }: Call, status: number, error: string, code: number, description: string) =>
@@ -48,6 +50,43 @@ const DEFENDER_RESOURCES: ReadonlySet<string> = new Set([
 
 /** OpenID Connect scopes MSAL may add; they name no resource. */
 const OIDC_SCOPES: ReadonlySet<string> = new Set(["openid", "profile", "offline_access", "email"])
+
+/** The resource a scope that passed `scopeRefusal` names: its one `…/.default` scope without the suffix. */
+const resourceOf = (scope: string | null): string =>
+  (scope ?? "").split(/\s+/).find((s) => s.toLowerCase().endsWith("/.default"))!.slice(0, -"/.default".length).replace(/\/+$/, "")
+
+const base64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString("base64url")
+
+/**
+ * A token as Entra ID shapes an app-only (v1) access token — three base64url segments whose middle
+ * one holds the claims a caller may read: `aud`, `tid`, `appid`, `roles`, `iat`/`nbf`/`exp` (on the
+ * service's clock) — but not signed: its first segment is the simulator's `sim-token-…` marker
+ * instead of a JOSE header, and its last is random, so it cannot pass for, or be verified as, a real one.
+ */
+const issueToken = (state: State, now: number, audience: string, appidacr: "1" | "2"): string => {
+  const { clientId, clockOffset, roles, tenantId, tokenLifetime } = state.settings
+  const id = nextId(state, "")
+  const issuedAt = Math.floor((now + clockOffset) / 1000)
+  const principal = `00000000-0000-4000-8000-${clientId.replace(/-/g, "").slice(-12)}`
+  const claims = {
+    aud: audience,
+    iss: `https://sts.windows.net/${tenantId}/`,
+    iat: issuedAt,
+    nbf: issuedAt,
+    exp: issuedAt + Math.floor(tokenLifetime / 1000),
+    appid: clientId,
+    appidacr,
+    idtyp: "app",
+    oid: principal,
+    roles,
+    sub: principal,
+    tid: tenantId,
+    uti: id,
+    ver: "1.0"
+  }
+  const signature = Buffer.from(Array.from({ length: 16 }, () => Math.floor(state.dice() * 256))).toString("base64url")
+  return `sim-token-${id}.${base64url(claims)}.${signature}`
+}
 
 /** Entra's scope rules for the client credentials grant: one resource, `/.default`, one this tenant has. */
 const scopeRefusal = (call: Call, tenant: string, scope: string | null): Response | undefined => {
@@ -156,7 +195,7 @@ export const tokenEndpoint = (call: Call, tenant: string): Effect.Effect<Respons
     }
     const refusal = credentialRefusal(call, form) ?? scopeRefusal(call, tenant, form.get("scope"))
     if (refusal !== undefined) return refusal
-    const token = `sim-token-${nextId(state, "")}-${Math.floor(state.dice() * 1e9).toString(36)}`
+    const token = issueToken(state, now, resourceOf(form.get("scope")), form.has("client_assertion") ? "2" : "1")
     state.tokens.set(token, now + tokenLifetime)
     return json(200, {
       token_type: "Bearer",
@@ -202,11 +241,42 @@ export const openidConfiguration = (call: Call, tenant: string): Effect.Effect<R
     })
   })
 
+const bearer = (request: Request): string => {
+  const header = request.headers.get("authorization") ?? ""
+  return header.startsWith("Bearer ") ? header.slice(7) : ""
+}
+
 /** @internal Whether the request's bearer token is a static token or an issued one not yet expired. */
 export const authorized = ({ now, request, state }: Call): boolean => {
-  const header = request.headers.get("authorization") ?? ""
-  const token = header.startsWith("Bearer ") ? header.slice(7) : ""
+  const token = bearer(request)
   if (state.settings.staticTokens.has(token)) return true
   const expires = state.tokens.get(token)
   return expires !== undefined && expires > now
+}
+
+const LIVE_RESPONSE = ["Machine.LiveResponse"]
+const READ = ["Machine.Read.All", "Machine.ReadWrite.All"]
+const LIBRARY = ["Library.Manage"]
+
+/** The application permissions that let a call through, any one of them (the docs' table per call). */
+const PERMISSIONS: Partial<Record<Endpoint, ReadonlyArray<string>>> = {
+  getResultLink: ["Machine.LiveResponse", "Machine.ReadWrite.All"],
+  runLiveResponse: LIVE_RESPONSE,
+  cancel: LIVE_RESPONSE,
+  getMachineAction: READ,
+  listMachineActions: READ,
+  listMachines: READ,
+  uploadLibraryFile: LIBRARY,
+  listLibraryFiles: LIBRARY,
+  deleteLibraryFile: LIBRARY
+}
+
+/**
+ * @internal The permissions an authorized request's issued token lacks for `endpoint` (any one of
+ * them would do); `undefined` when it has one, or the token is a static one.
+ */
+export const missingPermission = ({ request, state }: Call, endpoint: Endpoint): ReadonlyArray<string> | undefined => {
+  const needed = PERMISSIONS[endpoint]
+  if (needed === undefined || state.settings.staticTokens.has(bearer(request))) return undefined
+  return needed.some((role) => state.settings.roles.includes(role)) ? undefined : needed
 }

@@ -79,6 +79,10 @@ export interface Settings {
   readonly machines: ReadonlyMap<string, MachineSpec> | undefined
   /** When the simulator was made (epoch milliseconds): machine specs' times count from here. */
   readonly startedAt: number
+  /** The application permissions the issued tokens' `roles` claim lists. */
+  readonly roles: ReadonlyArray<string>
+  /** How far the service's clock is ahead of the caller's, in milliseconds (its `Date` header, the tokens' times). */
+  readonly clockOffset: number
 }
 
 /** @internal A file in the live response library, as the API lists it. */
