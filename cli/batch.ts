@@ -17,7 +17,8 @@
  */
 import { Command, Options } from "@effect/cli"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Cause, Chunk, Clock, Effect, Fiber, Option, Schedule, Stream } from "effect"
+import { Cause, Chunk, Clock, Duration, Effect, Fiber, Option, Schedule, Stream } from "effect"
+import * as Fs from "node:fs"
 import {
   type AuthenticationError,
   type DefenderClient,
@@ -119,35 +120,90 @@ const invalid = (line: number, message: string, action: string | null = null): I
   message
 })
 
+/** A machine action id is a GUID: 8-4-4-4-12 hex digits. */
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** Whether `text` is a machine action id (a GUID), so nothing is sent for one that cannot be. */
+export const isMachineActionId = (text: string): boolean => GUID.test(text)
+
+/** The keys a line may name its machine action id under, in the order they are looked at. */
+const ID_KEYS = ["action", "machineActionId", "id"] as const
+
+const EXPECTED = `expected {"action": "<machine action id>", "index": 0} or a bare machine action id`
+
+/** At most 80 characters of what a line gave, for a message. */
+const shown = (value: unknown): string => {
+  const text = JSON.stringify(value) ?? String(value)
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text
+}
+
+/** `index`: absent (0), a non-negative integer, or a string of digits (`"2"`). */
+const readIndex = (index: unknown): number | undefined => {
+  if (index === undefined) return 0
+  const n = typeof index === "string" && /^\d{1,15}$/.test(index) ? Number(index) : index
+  return typeof n === "number" && Number.isSafeInteger(n) && n >= 0 ? n : undefined
+}
+
+/** The object's machine action id under one of `ID_KEYS`, or why there is none. */
+const readId = (line: number, object: Record<string, unknown>): { readonly id: string } | { readonly problem: string } => {
+  const given = ID_KEYS.filter((key) => object[key] !== undefined)
+  if (given.length === 0) {
+    return { problem: `line ${line} has no machine action id: ${EXPECTED} ("id" and "machineActionId" work as well)` }
+  }
+  const values = given.map((key) => object[key])
+  const key = given[0]!
+  const id = values[0]
+  if (typeof id !== "string") return { problem: `line ${line}: "${key}" must be a string, got ${shown(id)}` }
+  if (values.some((v) => v !== id)) {
+    return { problem: `line ${line} names different machine action ids under ${given.map((k) => `"${k}"`).join(" and ")}` }
+  }
+  return { id }
+}
+
+/** A request for `id` (trimmed) at `index`, or `InvalidInput` when the id is not a GUID. */
+const request = (line: number, id: string, index: number, what: string): Item => {
+  const action = id.trim()
+  return isMachineActionId(action)
+    ? { _tag: "Request", line, action, index }
+    : invalid(line, `line ${line}: ${what} is not a machine action id (a GUID): ${shown(id)}`, id)
+}
+
 /**
- * Reads one input line: `{"action": "<machine action id>", "index": <n>}`, `index`
- * optional (default 0). Blank lines give `None`; anything else gives exactly one item.
- * The id itself is checked by the library (an `InvalidArgument` answer).
+ * Reads one input line: a JSON object that names the machine action id as `action`,
+ * `machineActionId` or `id`, with an optional `index` (default 0; a number or a
+ * string of digits), or a bare id (the whole line a GUID, quoted or not). Blank lines
+ * give `None`; anything else gives exactly one item. An id that is not a GUID is
+ * `InvalidInput`, so nothing is sent for it.
  */
 export const parseLine = (raw: RawLine): Option.Option<Item> => {
   const { line, text } = raw
   if (text === undefined) {
     return Option.some(invalid(line, `line ${line} is longer than ${MAX_LINE_BYTES} bytes`))
   }
-  if (text.trim() === "") return Option.none()
+  const trimmed = text.trim()
+  if (trimmed === "") return Option.none()
+  if (isMachineActionId(trimmed)) return Option.some({ _tag: "Request", line, action: trimmed, index: 0 })
   let value: unknown
   try {
     value = JSON.parse(text)
   } catch {
-    return Option.some(invalid(line, `line ${line} is not JSON: expected {"action": "<machine action id>", "index": 0}`))
+    return Option.some(invalid(line, `line ${line} is neither JSON nor a machine action id: ${EXPECTED}`))
   }
+  if (typeof value === "string") return Option.some(request(line, value, 0, "the string"))
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return Option.some(invalid(line, `line ${line} is not a JSON object: expected {"action": "<machine action id>", "index": 0}`))
+    return Option.some(invalid(line, `line ${line} is not a JSON object: ${EXPECTED}`))
   }
-  const { action, index } = value as { readonly action?: unknown; readonly index?: unknown }
-  if (typeof action !== "string") {
-    return Option.some(invalid(line, `line ${line} has no "action" string (the machine action id)`))
+  const object = value as Record<string, unknown>
+  const id = readId(line, object)
+  if ("problem" in id) return Option.some(invalid(line, id.problem))
+  const index = readIndex(object.index)
+  if (index === undefined) {
+    return Option.some(
+      invalid(line, `line ${line}: "index" must be a non-negative integer, got ${shown(object.index)}`, id.id)
+    )
   }
-  if (index === undefined) return Option.some({ _tag: "Request", line, action, index: 0 })
-  if (typeof index !== "number" || !Number.isSafeInteger(index) || index < 0) {
-    return Option.some(invalid(line, `line ${line}: "index" must be a non-negative integer, got ${JSON.stringify(index)}`, action))
-  }
-  return Option.some({ _tag: "Request", line, action, index })
+  const key = ID_KEYS.find((k) => object[k] !== undefined)!
+  return Option.some(request(line, id.id, index, `"${key}"`))
 }
 
 // ---------------------------------------------------------------------------
@@ -275,6 +331,8 @@ const firstLine = (cause: Cause.Cause<unknown>): string =>
 
 interface Stats {
   total: number
+  /** The non-blank lines of stdin counted up front, when stdin is a regular file. */
+  expected: number | undefined
   done: number
   ok: number
   failed: number
@@ -308,26 +366,120 @@ export const formatDuration = (seconds: number): string => {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`
 }
 
-/** The progress line: `done/total` (`+` while stdin is open), results/s, ETA once stdin has ended, quota waiters. */
+/** One limit of the rate budget, in milliseconds. */
+export interface Quota {
+  readonly limit: number
+  readonly windowMs: number
+}
+
+/** The budget's limits as `Quota`s (a limit that is not a positive number of calls per positive window is left out). */
+export const quotasOf = (limits: ReadonlyArray<DefenderRateLimiter.RateLimit>): ReadonlyArray<Quota> =>
+  limits
+    .map((l) => ({ limit: l.limit, windowMs: Duration.toMillis(Duration.decode(l.window)) }))
+    .filter((q) => q.limit > 0 && q.windowMs > 0 && Number.isFinite(q.windowMs))
+
+/**
+ * The least time, in seconds from `elapsedMs` after the start, before the batch's
+ * `calls`-th call can be made under `quotas`: each limit lets `limit` calls through
+ * per rolling window, so call `k` (from 0) comes no earlier than `⌊k / limit⌋` windows
+ * after the first. A lower bound — it assumes the budget was unused at the start.
+ */
+export const quotaSeconds = (quotas: ReadonlyArray<Quota>, calls: number, elapsedMs: number): number => {
+  if (calls <= 0) return 0
+  let wait = 0
+  for (const q of quotas) {
+    wait = Math.max(wait, (Math.floor((calls - 1) / q.limit) * q.windowMs - elapsedMs) / 1000)
+  }
+  return wait
+}
+
+/** The ETA part: the larger of the wait at the observed rate and the wait the quota imposes (then marked `(quota)`). */
+const eta = (remaining: number, ratePerSecond: number, quotaWait: number): string => {
+  const byRate = ratePerSecond > 0 ? Math.ceil(remaining / ratePerSecond) : undefined
+  const byQuota = Math.ceil(quotaWait)
+  if (byRate === undefined) return byQuota > 0 ? `ETA ≥${formatDuration(byQuota)} (quota)` : "ETA ?"
+  return byQuota > byRate ? `ETA ${formatDuration(byQuota)} (quota)` : `ETA ${formatDuration(byRate)}`
+}
+
+/**
+ * The progress line: `done/total` (`+` while the total is not known yet: stdin is a
+ * pipe still open), results/s, the ETA once the total is known — the larger of the
+ * wait at the observed rate and `quotaWait` (seconds, from `quotaSeconds`) — and quota waiters.
+ */
 export const statusLine = (
   s: { readonly done: number; readonly total: number; readonly ended: boolean },
   ratePerSecond: number,
-  waiting: number
+  waiting: number,
+  quotaWait: number = 0
 ): string => {
   const parts = [`${s.done}/${s.total}${s.ended ? "" : "+"} done`, `${ratePerSecond.toFixed(1)}/s`]
-  if (s.ended && s.done < s.total) {
-    parts.push(ratePerSecond > 0 ? `ETA ${formatDuration(Math.ceil((s.total - s.done) / ratePerSecond))}` : "ETA ?")
-  }
+  if (s.ended && s.done < s.total) parts.push(eta(s.total - s.done, ratePerSecond, quotaWait))
   if (waiting > 0) parts.push(`waiting for quota (${waiting})`)
   return parts.join(" · ")
 }
+
+const isBlankByte = (b: number): boolean => b === 0x20 || b === 0x09 || b === 0x0d || b === 0x0b || b === 0x0c
+
+/** Counts the non-blank lines in `bytes`, carrying whether the current line is still blank across chunks. */
+export const countNonBlankLines = (bytes: Uint8Array, state: { blank: boolean; count: number }): void => {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    if (b === 10) {
+      if (!state.blank) state.count++
+      state.blank = true
+    } else if (state.blank && !isBlankByte(b)) {
+      state.blank = false
+    }
+  }
+}
+
+const COUNT_CHUNK = 1024 * 1024
+
+/**
+ * The non-blank lines of file descriptor `fd` when it is a regular file (stdin from
+ * `< requests.jsonl`), `undefined` otherwise. Positioned reads, so the stream that
+ * reads the same descriptor is not disturbed.
+ */
+export const countFileLines = (fd: number): Effect.Effect<number | undefined> =>
+  Effect.suspend(() => {
+    let size: number
+    try {
+      const stat = Fs.fstatSync(fd)
+      if (!stat.isFile()) return Effect.succeed(undefined)
+      size = stat.size
+    } catch {
+      return Effect.succeed(undefined)
+    }
+    const buffer = Buffer.alloc(Math.min(COUNT_CHUNK, Math.max(1, size)))
+    const state = { blank: true, count: 0 }
+    const readAt = (position: number): Effect.Effect<number | undefined> =>
+      Effect.async<number, Error>((resume) => {
+        Fs.read(fd, buffer, 0, buffer.length, position, (error, n) => {
+          resume(error ? Effect.fail(error) : Effect.succeed(n))
+        })
+      }).pipe(
+        Effect.flatMap((n) => {
+          if (n === 0) return Effect.succeed(state.count + (state.blank ? 0 : 1))
+          countNonBlankLines(buffer.subarray(0, n), state)
+          return readAt(position + n)
+        }),
+        Effect.orElseSucceed(() => undefined)
+      )
+    return readAt(0)
+  })
 
 /** The rate over the last minute (or since the start, if shorter): steady under a rolling rate budget. */
 const RATE_WINDOW_MS = 60_000
 
 const CLEAR_LINE = "\r\x1b[2K"
 
-const progress = (stats: Stats, display: { shown: boolean }) =>
+/** What the progress line shows as the total, and whether it is final: the count so far, or the file's count up front. */
+const shownTotal = (stats: Stats): { readonly total: number; readonly ended: boolean } =>
+  stats.ended || stats.expected === undefined
+    ? { total: stats.total, ended: stats.ended }
+    : { total: Math.max(stats.total, stats.expected), ended: true }
+
+const progress = (stats: Stats, display: { shown: boolean }, quotas: ReadonlyArray<Quota>) =>
   Effect.gen(function*() {
     const limiter = yield* DefenderRateLimiter.DefenderRateLimiter
     const samples: Array<{ readonly at: number; readonly done: number }> = [{ at: stats.startedAt, done: 0 }]
@@ -338,10 +490,14 @@ const progress = (stats: Stats, display: { shown: boolean }) =>
       while (samples.length > 2 && samples[1]!.at <= now - RATE_WINDOW_MS) samples.shift()
       const base = samples[0]!
       const rate = now > base.at ? ((stats.done - base.done) * 1000) / (now - base.at) : 0
+      const { ended, total } = shownTotal(stats)
+      // One result-link call per line: the budget bounds when the last one can be made.
+      const quotaWait = quotaSeconds(quotas, total, now - stats.startedAt)
       // One character short of the width, so the line never wraps (a wrapped line cannot be rewritten).
       const columns = process.stderr.columns
       const width = columns !== undefined && columns > 0 ? Math.max(20, columns - 1) : 79
-      process.stderr.write(CLEAR_LINE + statusLine(stats, rate, waiting).slice(0, width))
+      const line = statusLine({ done: stats.done, total, ended }, rate, waiting, quotaWait)
+      process.stderr.write(CLEAR_LINE + line.slice(0, width))
       display.shown = true
     })
     return yield* Effect.repeat(render, Schedule.spaced("250 millis"))
@@ -357,7 +513,8 @@ const progress = (stats: Stats, display: { shown: boolean }) =>
  * for an infrastructure reason (after their count on stderr).
  */
 export const run = (
-  concurrency: number
+  concurrency: number,
+  simulate = false
 ): Effect.Effect<
   void,
   OutputError | InfrastructureError,
@@ -367,6 +524,7 @@ export const run = (
     yield* guardStdout
     const stats: Stats = {
       total: 0,
+      expected: undefined,
       done: 0,
       ok: 0,
       failed: 0,
@@ -406,7 +564,26 @@ export const run = (
       )
     )
 
-    const ticker = tty ? yield* Effect.fork(progress(stats, display)) : undefined
+    // The embedded simulator's limiter keeps the default budget; the configured one reads MDE_RATE_LIMITS.
+    const limits = simulate
+      ? DefenderRateLimiter.DEFAULT_LIMITS
+      : yield* Effect.orElseSucceed(DefenderRateLimiter.config, () => DefenderRateLimiter.DEFAULT_LIMITS)
+    let ticker: Fiber.RuntimeFiber<unknown> | undefined
+    if (tty) {
+      // A file on stdin: its lines are counted up front (while the work starts), so the total and
+      // an ETA are known from the first progress line; a file too big to count in a moment shows
+      // `+` until its count is in.
+      const counter = yield* Effect.forkScoped(Effect.map(countFileLines(0), (n) => {
+        stats.expected = n
+      }))
+      ticker = yield* Effect.fork(
+        Fiber.join(counter).pipe(
+          Effect.timeout("250 millis"),
+          Effect.ignore,
+          Effect.zipRight(progress(stats, display, quotasOf(limits)))
+        )
+      )
+    }
     yield* work.pipe(
       Effect.ensuring(Effect.suspend(() => {
         if (ticker === undefined) return Effect.void
@@ -445,8 +622,8 @@ export const batch: Command.Command<
   DefenderClient.DefenderClient | DefenderRateLimiter.DefenderRateLimiter,
   OutputError | InfrastructureError,
   { readonly concurrency: number; readonly simulate: boolean }
-> = Command.make("batch", { concurrency, simulate }, ({ concurrency }) => run(concurrency)).pipe(
+> = Command.make("batch", { concurrency, simulate }, ({ concurrency, simulate }) => run(concurrency, simulate)).pipe(
   Command.withDescription(
-    "read {\"action\": id, \"index\": n} JSON lines on stdin, print one JSON result line per input line"
+    "read requests on stdin, one a line ({\"action\": id, \"index\": n}, \"id\" or \"machineActionId\" for \"action\", or a bare id), print one JSON result line per input line"
   )
 )

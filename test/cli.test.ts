@@ -31,10 +31,22 @@ const blobs: Record<string, () => { status: number; body: string | Buffer; heade
   })
 }
 
+/** The server's machine actions by name, as GUIDs (the CLI sends nothing for an id that is not one); it answers both. */
+const ID = {
+  ok: "0c000000-0000-4000-8000-000000000001",
+  slow: "0c000000-0000-4000-8000-000000000002",
+  missing: "0c000000-0000-4000-8000-000000000003",
+  gone: "0c000000-0000-4000-8000-000000000004",
+  file: "0c000000-0000-4000-8000-000000000005"
+} as const
+const NAME_OF: Record<string, string> = Object.fromEntries(Object.entries(ID).map(([name, id]) => [id, name]))
+
 beforeAll(async () => {
   server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", base)
-    const link = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(url.pathname)
+    const matched = /^\/api\/machineactions\/([^/]+)\/GetLiveResponseResultDownloadLink\(index=(\d+)\)$/.exec(url.pathname)
+    // link[1] is the action's name from here on.
+    const link = matched === null ? null : [matched[0], NAME_OF[matched[1]!] ?? matched[1]!, matched[2]!] as const
     if (link !== null) {
       linkHits.push({ action: link[1]!, index: Number(link[2]), at: performance.now() })
       if (req.headers.authorization !== `Bearer ${CANARY_TOKEN}`) {
@@ -387,21 +399,21 @@ describe("cli", { timeout: 60_000 }, () => {
 
   it("batch answers every non-blank line exactly once, in completion order, failures included", async () => {
     const input = [
-      `{"action":"slow","index":3}`, // 1: answered last (the server is slow)
-      `{"action":"ok"}`, // 2: index defaults to 0
-      `{"action":"missing","index":0}`, // 3: NotFound
+      `{"action":"${ID.slow}","index":3}`, // 1: answered last (the server is slow)
+      `{"action":"${ID.ok}"}`, // 2: index defaults to 0
+      `{"action":"${ID.missing}","index":0}`, // 3: NotFound
       `not json`, // 4
       ``, // 5: blank, ignored
       `{"index":0}`, // 6: no action
-      `{"action":"ok","index":-1}`, // 7: bad index
-      `{"action":"ok","index":1.5}`, // 8: bad index
+      `{"action":"${ID.ok}","index":-1}`, // 7: bad index
+      `{"action":"${ID.ok}","index":1.5}`, // 8: bad index
       `[]`, // 9: not an object
       ` \t`, // 10: blank, ignored
-      `{"action":"gone"}`, // 11: ResultLinkError
-      `{"action":""}`, // 12: rejected by the library
+      `{"action":"${ID.gone}"}`, // 11: ResultLinkError
+      `{"action":""}`, // 12: not a GUID, nothing sent
       "x".repeat(MAX_LINE_BYTES + 1), // 13: too long
-      `{"action":"ok","index":2}\r`, // 14: CRLF
-      `{"action":"ok","index":4}` // 15: no final newline
+      `{"action":"${ID.ok}","index":2}\r`, // 14: CRLF
+      `{"action":"${ID.ok}","index":4}` // 15: no final newline
     ].join("\n")
     const run = await batch(input)
     expect(run.code).toBe(0)
@@ -411,7 +423,7 @@ describe("cli", { timeout: 60_000 }, () => {
     expect(JSON.parse(run.stdout.trim().split("\n").at(-1)!).line).toBe(1)
     for (const secret of [CANARY_TOKEN, CANARY_SIG]) expect(run.stdout).not.toContain(secret)
 
-    for (const [line, action, index] of [[1, "slow", 3], [2, "ok", 0], [14, "ok", 2], [15, "ok", 4]] as const) {
+    for (const [line, action, index] of [[1, ID.slow, 3], [2, ID.ok, 0], [14, ID.ok, 2], [15, ID.ok, 4]] as const) {
       const answer = byLine.get(line)
       expect(Object.keys(answer)).toEqual(["line", "action", "index", "ok", "transcript"])
       expect(answer).toMatchObject({ line, action, index, ok: true })
@@ -427,22 +439,22 @@ describe("cli", { timeout: 60_000 }, () => {
       expect(answer.error.message).toEqual(expect.any(String))
       return answer
     }
-    expect(failure(3)).toMatchObject({ action: "missing", index: 0, error: { tag: "NotFound" } })
+    expect(failure(3)).toMatchObject({ action: ID.missing, index: 0, error: { tag: "NotFound" } })
     expect(failure(3).error.message).toContain("req-9")
     for (const line of [4, 6, 9, 13]) {
       expect(failure(line)).toMatchObject({ action: null, index: null, error: { tag: "InvalidInput" } })
     }
     for (const line of [7, 8]) {
-      expect(failure(line)).toMatchObject({ action: "ok", index: null, error: { tag: "InvalidInput" } })
+      expect(failure(line)).toMatchObject({ action: ID.ok, index: null, error: { tag: "InvalidInput" } })
     }
-    expect(failure(11)).toMatchObject({ action: "gone", index: 0, error: { tag: "ResultLinkError" } })
-    expect(failure(12)).toMatchObject({ action: "", index: 0, error: { tag: "InvalidArgument" } })
+    expect(failure(11)).toMatchObject({ action: ID.gone, index: 0, error: { tag: "ResultLinkError" } })
+    expect(failure(12)).toMatchObject({ action: "", index: null, error: { tag: "InvalidInput" } })
     // Nothing is sent for a line that is not a request.
     expect(linkHits.map((h) => h.action).sort()).toEqual(["gone", "missing", "ok", "ok", "ok", "slow"])
   })
 
   it("batch --concurrency 0 is a usage error, before anything is read or sent", async () => {
-    const run = await batch(`{"action":"ok"}\n`, ["--concurrency", "0"])
+    const run = await batch(`{"action":"${ID.ok}"}\n`, ["--concurrency", "0"])
     expect(run.code).toBe(2)
     expect(run.stdout).toBe("")
     expect(run.stderr).toContain("--concurrency must be at least 1")
@@ -455,20 +467,20 @@ describe("cli", { timeout: 60_000 }, () => {
   })
 
   it("batch answers 300 lines exactly once each", async () => {
-    const input = Array.from({ length: 300 }, (_, i) => JSON.stringify({ action: "ok", index: i })).join("\n") + "\n"
+    const input = Array.from({ length: 300 }, (_, i) => JSON.stringify({ action: ID.ok, index: i })).join("\n") + "\n"
     const run = await batch(input, ["--concurrency", "25"], { MDE_RATE_LIMITS: "1000/1m" })
     expect(run.code).toBe(0)
     expect(run.stderr).toBe("")
     const byLine = answers(run)
     expect(byLine.size).toBe(300)
     for (let line = 1; line <= 300; line++) {
-      expect(byLine.get(line)).toMatchObject({ line, action: "ok", index: line - 1, ok: true })
+      expect(byLine.get(line)).toMatchObject({ line, action: ID.ok, index: line - 1, ok: true })
     }
     expect(linkHits).toHaveLength(300)
   })
 
   it("batch items share one rate budget", async () => {
-    const input = Array.from({ length: 10 }, (_, i) => JSON.stringify({ action: "ok", index: i })).join("\n")
+    const input = Array.from({ length: 10 }, (_, i) => JSON.stringify({ action: ID.ok, index: i })).join("\n")
     const run = await batch(input, ["--concurrency", "10"], { MDE_RATE_LIMITS: "4/1s" })
     expect(run.code).toBe(0)
     expect(answers(run).size).toBe(10)
@@ -516,13 +528,14 @@ describe("batch input", () => {
 
   it("parses requests and reports every other non-blank line", () => {
     const parse = (text: string) => Option.getOrUndefined(parseLine({ line: 7, text }))
-    expect(parse(`{"action":"a"}`)).toEqual({ _tag: "Request", line: 7, action: "a", index: 0 })
-    expect(parse(`{"action":"a","index":2,"extra":true}`)).toEqual({ _tag: "Request", line: 7, action: "a", index: 2 })
+    const a = ID.ok
+    expect(parse(`{"action":"${a}"}`)).toEqual({ _tag: "Request", line: 7, action: a, index: 0 })
+    expect(parse(`{"action":"${a}","index":2,"extra":true}`)).toEqual({ _tag: "Request", line: 7, action: a, index: 2 })
     expect(parse("  ")).toBeUndefined()
-    for (const text of ["{", "null", "1", `"a"`, "[]", "{}", `{"action":1}`, `{"action":"a","index":null}`]) {
+    for (const text of ["{", "null", "1", `"a"`, "[]", "{}", `{"action":1}`, `{"action":"${a}","index":null}`]) {
       expect(parse(text)).toMatchObject({ _tag: "Invalid", line: 7, index: null })
     }
-    expect(parse(`{"action":"a","index":"1"}`)).toMatchObject({ _tag: "Invalid", action: "a" })
+    expect(parse(`{"action":"${a}","index":"x1"}`)).toMatchObject({ _tag: "Invalid", action: a })
     expect(Option.getOrUndefined(parseLine({ line: 2, text: undefined }))).toMatchObject({ _tag: "Invalid" })
   })
 
