@@ -13,6 +13,7 @@ import { campaign, type CampaignCommandError, layerSimulatedFleet, machineAction
 import { demo, layerSimulated } from "./demo.ts"
 import { download, FileError } from "./download.ts"
 import { run as runCommand } from "./run.ts"
+import { simulator } from "./simulator.ts"
 import { installSignalHandlers, interruptedExitCode, runMain } from "./signals.ts"
 
 /** One exit code per kind of failure; the README's error table lists them. */
@@ -111,7 +112,8 @@ const root = Command.make("mde-live-response").pipe(
     Command.provide(download, stack),
     Command.provide(batch, stack),
     Command.provide(runCommand, stack),
-    campaign((simulate) => (simulate ? layerSimulatedFleet : Live))
+    campaign((simulate) => (simulate ? layerSimulatedFleet : Live)),
+    simulator
   ])
 )
 
