@@ -112,9 +112,9 @@ const record = {
 }
 const previous = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")) as Array<unknown>) : []
 writeFileSync(out, JSON.stringify([...previous, record], null, 2) + "\n")
-// A full run also rewrites the figures section of BENCHMARKS.md (the prose around it is written by hand).
-if (!quick && existsSync("BENCHMARKS.md")) {
-  const text = readFileSync("BENCHMARKS.md", "utf8")
+// A full run also rewrites the figures section of docs/benchmarks.md (the prose around it is written by hand).
+if (!quick && existsSync("docs/benchmarks.md")) {
+  const text = readFileSync("docs/benchmarks.md", "utf8")
   const start = "<!-- figures:start -->"
   const end = "<!-- figures:end -->"
   if (text.includes(start) && text.includes(end)) {
@@ -124,7 +124,7 @@ if (!quick && existsSync("BENCHMARKS.md")) {
       const latest = records.filter((r) => !r.quick && r.results.some((x) => x.name === name)).pop()
       return latest === undefined ? [] : [renderFigures({ ...latest, results: latest.results.filter((x) => x.name === name) })]
     }).join("\n")
-    writeFileSync("BENCHMARKS.md", text.slice(0, text.indexOf(start) + start.length) + "\n" + rendered + text.slice(text.indexOf(end)))
+    writeFileSync("docs/benchmarks.md", text.slice(0, text.indexOf(start) + start.length) + "\n" + rendered + text.slice(text.indexOf(end)))
   }
 }
 

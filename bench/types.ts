@@ -1,7 +1,7 @@
 /**
  * What every benchmark returns: its figures, and each target of issue 6 with the
  * measured value, so `bench/main.ts` can print them, append them to the JSON
- * results file and BENCHMARKS.md can quote them.
+ * results file and docs/benchmarks.md can quote them.
  */
 export interface BenchOptions {
   /** The `--quick` mode: smaller inputs, so the whole run takes under two minutes. */
