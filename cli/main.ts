@@ -11,6 +11,7 @@ import { type CampaignStore, DefenderAuth, DefenderClient, type DefenderError, D
 import { batch, type OutputError, simulate } from "./batch.ts"
 import { campaign, type CampaignCommandError, layerSimulatedFleet, machineActionLimitsConfig } from "./campaign.ts"
 import { demo, layerSimulated } from "./demo.ts"
+import { doctor } from "./doctor.ts"
 import { download, FileError } from "./download.ts"
 import { run as runCommand } from "./run.ts"
 import { simulator } from "./simulator.ts"
@@ -107,6 +108,7 @@ const root = Command.make("mde-live-response").pipe(
   Command.withDescription("Microsoft Defender for Endpoint live response results"),
   Command.withSubcommands([
     demoCommand,
+    doctor,
     Command.provide(transcript, stack),
     Command.provide(link, stack),
     Command.provide(download, stack),
