@@ -570,16 +570,14 @@ export const run = (
       : yield* Effect.orElseSucceed(DefenderRateLimiter.config, () => DefenderRateLimiter.DEFAULT_LIMITS)
     let ticker: Fiber.RuntimeFiber<unknown> | undefined
     if (tty) {
-      // A file on stdin: its lines are counted up front (while the work starts), so the total and
-      // an ETA are known from the first progress line; a file too big to count in a moment shows
-      // `+` until its count is in.
-      const counter = yield* Effect.forkScoped(Effect.map(countFileLines(0), (n) => {
-        stats.expected = n
-      }))
+      // A file on stdin: its lines are counted up front, so the total and an ETA are known from
+      // the first progress line. The work does not wait for the count (about a second per GB);
+      // only the first progress line does.
       ticker = yield* Effect.fork(
-        Fiber.join(counter).pipe(
-          Effect.timeout("250 millis"),
-          Effect.ignore,
+        countFileLines(0).pipe(
+          Effect.tap((n) => {
+            stats.expected = n
+          }),
           Effect.zipRight(progress(stats, display, quotasOf(limits)))
         )
       )
