@@ -51,6 +51,7 @@ import {
   type View
 } from "./campaignView.ts"
 import { FileError } from "./download.ts"
+import { type Format, formatOption, MIN_INTERVAL_SECONDS } from "./format.ts"
 import { drainOnFirstSignal, mayStillRun } from "./signals.ts"
 
 /** A campaign command used wrongly (both or neither target option, a bad duration, a folder that holds a campaign…): exit 2. */
@@ -172,10 +173,14 @@ const startOptions = {
   ),
   interval: Options.text("interval").pipe(
     Options.optional,
-    Options.withDescription("the time between two polls (default 10s)")
+    Options.withDescription(`the time between two polls (default 10s, at least ${MIN_INTERVAL_SECONDS}s)`)
   ),
-  comment: Options.text("comment").pipe(Options.withDefault("mde-live-response campaign")),
-  simulate
+  comment: Options.text("comment").pipe(
+    Options.withDefault("mde-live-response campaign"),
+    Options.withDescription("each action's comment in Defender (default \"mde-live-response campaign\")")
+  ),
+  simulate,
+  format: formatOption
 }
 
 /** `campaign start`'s parsed options. */
@@ -192,6 +197,7 @@ export interface StartParams {
   readonly interval: Option.Option<string>
   readonly comment: string
   readonly simulate: boolean
+  readonly format: Format
 }
 
 // ---------------------------------------------------------------------------
@@ -260,6 +266,15 @@ export const definitionOf = (
     const deadline = yield* optionalDuration("deadline", params.deadline)
     const pendingTimeout = yield* optionalDuration("pending-timeout", params.pendingTimeout)
     const interval = yield* optionalDuration("interval", params.interval)
+    if (interval !== undefined && Duration.lessThan(interval, Duration.seconds(MIN_INTERVAL_SECONDS))) {
+      return yield* Effect.fail(
+        new CampaignUsage(
+          `--interval must be at least ${MIN_INTERVAL_SECONDS}s (each poll spends the machine actions quota: 100/min, 1500/h), got: ${
+            Option.getOrThrow(params.interval)
+          }`
+        )
+      )
+    }
     return {
       commands,
       comment: params.comment,
@@ -287,6 +302,7 @@ type Updates = Stream.Stream<
 /** Runs `updates` to its end: the id on stdout, the view, the drain on the first Ctrl-C, then the summary and the exit. */
 const drive = (
   folder: string,
+  format: Format,
   updates: (options: Campaign.RunOptions) => Updates
 ): Effect.Effect<
   void,
@@ -324,7 +340,11 @@ const drive = (
     yield* updates({ drain: Deferred.await(drainRequested) }).pipe(
       Stream.runForEach((update) =>
         Effect.sync(() => {
-          if (update._tag === "Started") process.stdout.write(`${update.campaignId}\n`)
+          if (update._tag === "Started") {
+            process.stdout.write(
+              format === "json" ? `${JSON.stringify({ campaignId: update.campaignId, folder })}\n` : `${update.campaignId}\n`
+            )
+          }
           view = applyUpdate(view, update, Date.now())
           if (update._tag === "Progress") {
             mayStillRun(update.alive > 0 ? `${update.alive} alive machine action(s) of ${view.campaignId}` : undefined)
@@ -349,6 +369,7 @@ const drive = (
     )
     const counts: Counts = view.summary ?? (yield* Campaign.summary)
     process.stderr.write(`${counts.campaignId}: ${countsText(counts)}; ${folder}/manifest.jsonl\n`)
+    if (format === "json") process.stdout.write(`${JSON.stringify({ ...counts, manifest: `${folder}/manifest.jsonl` })}\n`)
     if (view.summary === undefined && drained) {
       process.stderr.write(`drained: ${resumeHint}\n`)
       return yield* Effect.fail(new CampaignDrained())
@@ -388,7 +409,7 @@ const startCommand: Command.Command<"start", Services, CampaignCommandError, Sta
     Effect.gen(function*() {
       const definition = yield* definitionOf(params)
       yield* refuseExisting(params.out)
-      yield* drive(params.out, (options) => Campaign.start(definition, options))
+      yield* drive(params.out, params.format, (options) => Campaign.start(definition, options))
     })
 ).pipe(Command.withDescription("define a campaign in --out and run it on every target"))
 
@@ -396,11 +417,11 @@ const resumeCommand: Command.Command<
   "resume",
   Services,
   CampaignCommandError,
-  { readonly out: string; readonly simulate: boolean }
+  { readonly out: string; readonly simulate: boolean; readonly format: Format }
 > = Command.make(
   "resume",
-  { out, simulate },
-  (params) => drive(params.out, (options) => Campaign.resume(options))
+  { out, simulate, format: formatOption },
+  (params) => drive(params.out, params.format, (options) => Campaign.resume(options))
 ).pipe(Command.withDescription("continue the campaign in --out (after a Ctrl-C, a crash or a kill)"))
 
 /**
@@ -429,7 +450,7 @@ const statusCommand: Command.Command<
   { readonly out: string; readonly format: "json" | "text" }
 > = Command.make(
   "status",
-  { out, format: Options.choice("format", ["json", "text"]).pipe(Options.withDefault("text")) },
+  { out, format: formatOption },
   (params) =>
     Effect.gen(function*() {
       const fs = yield* FileSystem.FileSystem
@@ -467,8 +488,8 @@ export const campaign = <E>(
   {
     readonly subcommand: Option.Option<
       | StartParams
-      | { readonly out: string; readonly simulate: boolean }
-      | { readonly out: string; readonly format: "json" | "text" }
+      | { readonly out: string; readonly simulate: boolean; readonly format: Format }
+      | { readonly out: string; readonly format: Format }
     >
   }
 > =>

@@ -10,6 +10,7 @@ import { Console, Effect, Stream } from "effect"
 import { lstat } from "node:fs/promises"
 import { type DefenderClient, type DefenderError, type DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { OutputError, simulate } from "./batch.ts"
+import { type Format, formatOption } from "./format.ts"
 
 /** The output file cannot be written (or exists, without `--force`): the CLI exits with 12. */
 export class FileError {
@@ -58,6 +59,7 @@ interface DownloadParams {
   readonly out: string
   readonly force: boolean
   readonly simulate: boolean
+  readonly format: Format
 }
 
 /** The `download` command. */
@@ -69,22 +71,26 @@ export const download: Command.Command<
 > = Command.make(
   "download",
   {
-    action: Options.text("action").pipe(Options.withDescription("the machine action id")),
+    action: Options.text("action").pipe(Options.withDescription("the machine action id (a GUID)")),
     index: Options.integer("index").pipe(
       Options.withDefault(0),
       Options.withDescription("the command's index in the machine action (default 0)")
     ),
     simulate,
     out: Options.file("out").pipe(Options.withDescription("the file to write, or - for the raw bytes on stdout")),
-    force: Options.boolean("force").pipe(Options.withDescription("replace --out if it already exists"))
+    force: Options.boolean("force").pipe(Options.withDescription("replace --out if it already exists")),
+    format: formatOption
   },
-  ({ action, force, index, out }) =>
+  ({ action, force, format, index, out }) =>
     Effect.gen(function*() {
       const ref = { machineActionId: action, index }
       if (out === "-") return yield* toStdout(ref)
       // Checked before anything is sent; the rename at the end replaces a symlink, never writes through it.
       if (!force) yield* refuseExisting(out)
       const saved = yield* LiveResponse.downloadToFile(ref, out)
-      yield* Console.error(`wrote ${saved.bytes} bytes to ${saved.path}${saved.md5Verified ? " (MD5 verified)" : ""}`)
+      // Under json the facts go to stdout as one object; the text line is for a person, on stderr.
+      yield* format === "json"
+        ? Console.log(JSON.stringify({ path: saved.path, bytes: saved.bytes, md5Verified: saved.md5Verified }))
+        : Console.error(`wrote ${saved.bytes} bytes to ${saved.path}${saved.md5Verified ? " (MD5 verified)" : ""}`)
     })
 ).pipe(Command.withDescription("save a command's raw result (e.g. a GetFile file) to a file, verified, or stream it to stdout"))

@@ -1,21 +1,24 @@
 /**
- * The command-line face of the library: `npm run --silent cli -- <command>`.
- * Configured by the environment (see README.md); every failure is one line on
- * stderr and a distinct exit code.
+ * The command-line face of the library: `mde-live-response <command>` (from a checkout,
+ * `npm run --silent cli -- <command>`). Configured by the environment (see README.md);
+ * every failure is one line on stderr (`--format json`: one JSON line) and a distinct exit code.
  */
-import { Command, Options, ValidationError } from "@effect/cli"
+import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, ConfigError, Console, Effect, Exit, Layer, Option, Redacted } from "effect"
+import { Cause, ConfigError, Console, Effect, Exit, Layer, Logger, Option, Redacted } from "effect"
 import { type CampaignStore, DefenderAuth, DefenderClient, type DefenderError, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { batch, type OutputError, simulate } from "./batch.ts"
 import { campaign, type CampaignCommandError, layerSimulatedFleet, machineActionLimitsConfig } from "./campaign.ts"
 import { demo, layerSimulated } from "./demo.ts"
 import { doctor } from "./doctor.ts"
 import { download, FileError } from "./download.ts"
+import { cliConsole, colorEnabled, errorLine, type Format, formatOption, stripColor } from "./format.ts"
+import * as Help from "./help.ts"
+import { machineActionId } from "./ids.ts"
 import { run as runCommand } from "./run.ts"
 import { simulator } from "./simulator.ts"
-import { installSignalHandlers, interruptedExitCode, runMain } from "./signals.ts"
+import { installSignalHandlers, interruptedExitCode, runMain, stdoutClosed, watchStdout } from "./signals.ts"
 
 /** One exit code per kind of failure; the README's error table lists them. */
 export const EXIT_CODES = {
@@ -53,7 +56,7 @@ const storeExitCode = (error: CampaignStore.CampaignStoreError): number =>
     ? EXIT_CODES.Unexpected
     : EXIT_CODES.CampaignStoreError
 
-const action = Options.text("action").pipe(Options.withDescription("the machine action id"))
+const action = Options.text("action").pipe(Options.withDescription("the machine action id (a GUID)"))
 const index = Options.integer("index").pipe(
   Options.withDefault(0),
   Options.withDescription("the command's index in the machine action (default 0)")
@@ -62,7 +65,7 @@ const ref = { action, index, simulate }
 
 const transcript = Command.make(
   "transcript",
-  { ...ref, format: Options.choice("format", ["json", "text"]).pipe(Options.withDefault("text")) },
+  { ...ref, format: formatOption },
   ({ action, format, index }) =>
     Effect.gen(function*() {
       const t = yield* LiveResponse.getTranscript({ machineActionId: action, index })
@@ -81,11 +84,12 @@ const transcript = Command.make(
     })
 ).pipe(Command.withDescription("download and decode a RunScript command's transcript"))
 
-const link = Command.make("link", ref, ({ action, index }) =>
+const link = Command.make("link", { ...ref, format: formatOption }, ({ action, format, index }) =>
   Effect.gen(function*() {
     const result = yield* LiveResponse.getResultLink({ machineActionId: action, index })
     // Printing the link is what this command is for; it is never logged.
-    yield* Console.log(Redacted.value(result.url))
+    const url = Redacted.value(result.url)
+    yield* Console.log(format === "json" ? JSON.stringify({ url }) : url)
   })).pipe(Command.withDescription("print a command's 30-minute download link"))
 
 // Provided per command, so `--help` and usage errors need no configuration. The same
@@ -100,36 +104,140 @@ const Live = DefenderClient.layerConfig().pipe(
 // `--simulate` swaps the configured tenant for an in-process simulator.
 const stack = (args: { readonly simulate: boolean }) => (args.simulate ? layerSimulated : Live)
 
+/** `--action` must be a GUID: checked before the command's layers are built, so nothing is configured or sent. */
+const checkAction = <Name extends string, R, E, A extends { readonly action: string }>(
+  command: Command.Command<Name, R, E, A>
+) => Command.transformHandler(command, (effect, { action }) => Effect.zipRight(machineActionId(action), effect))
+
 const demoCommand = Command.make("demo", {}, () => demo).pipe(
   Command.withDescription("start a simulated Defender tenant on 127.0.0.1 and run the library against it (npm start)")
 )
 
-const root = Command.make("mde-live-response").pipe(
+const plainConsole = Effect.runSync(Effect.console)
+
+const root = Command.make(Help.BIN).pipe(
   Command.withDescription("Microsoft Defender for Endpoint live response results"),
   Command.withSubcommands([
     demoCommand,
     doctor,
-    Command.provide(transcript, stack),
-    Command.provide(link, stack),
-    Command.provide(download, stack),
+    checkAction(Command.provide(transcript, stack)),
+    checkAction(Command.provide(link, stack)),
+    checkAction(Command.provide(download, stack)),
     Command.provide(batch, stack),
     Command.provide(runCommand, stack),
     campaign((simulate) => (simulate ? layerSimulatedFleet : Live)),
     simulator
-  ])
+  ]),
+  // @effect/cli's own messages go through cliConsole (see `main`); the commands print through the plain one.
+  Command.transformHandler((effect) => Effect.withConsole(effect, plainConsole))
 )
 
-const run = Command.run(root, { name: "mde-live-response", version: "0.1.0" })
+const VERSION = "0.1.0"
+
+const run = Command.run(root, { name: Help.BIN, version: VERSION })
+
+/** Examples by command path ("" for the root's), without the bin's name. */
+const EXAMPLES: Record<string, ReadonlyArray<string>> = {
+  "": [
+    "demo",
+    "transcript --simulate --action 5e1d0000-0000-4000-8000-000000000001",
+    "run --machine <machine id> --script collect.ps1 --getfile 'C:\\logs\\app.log' --out results",
+    "batch < requests.jsonl > results.jsonl",
+    "campaign start --machines machines.txt --script collect.ps1 --out campaign-1"
+  ],
+  transcript: [
+    "transcript --simulate --action 5e1d0000-0000-4000-8000-000000000001",
+    "transcript --action <id> --index 1 --format json | jq -r .output"
+  ],
+  link: ["link --action <id> --index 0", "curl -sS \"$(mde-live-response link --action <id>)\" -o result.bin"],
+  download: [
+    "download --simulate --action 5e1d0000-0000-4000-8000-000000000003 --out dump.zip.gz",
+    "download --action <id> --index 1 --out - | gunzip | less"
+  ],
+  batch: ["batch --concurrency 20 < requests.jsonl > results.jsonl", "echo '{\"action\": \"<id>\"}' | mde-live-response batch"],
+  run: [
+    "run --machine <machine id> --script collect.ps1 --args '-Days 3'",
+    "run --machine <machine id> --script collect.ps1 --getfile 'C:\\logs\\app.log' --out results --format json"
+  ],
+  "campaign start": [
+    "campaign start --machines machines.txt --script collect.ps1 --out campaign-1",
+    "campaign start --query \"machineTags/any(t: t eq 'prod')\" --script collect.ps1 --getfile 'C:\\logs\\app.log' --out campaign-2 --max-sessions 20"
+  ],
+  "campaign resume": ["campaign resume --out campaign-1"],
+  "campaign status": ["campaign status --out campaign-1", "campaign status --out campaign-1 --format json | jq .succeeded"],
+  simulator: ["simulator --port 8080 > sim.env & sleep 1; . ./sim.env; mde-live-response transcript --action 5e1d0000-0000-4000-8000-000000000001"],
+  doctor: ["doctor", "doctor --format json"]
+}
+
+/** The environment variables the help lists; README.md's Configuration section has the details. */
+const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
+  ["AZURE_TENANT_ID", "the tenant; with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, the app registration"],
+  ["MDE_TOKEN", "a bearer token to use instead of the app registration"],
+  ["MDE_CLOUD", "Commercial (default), GCC, GCCHigh, DoD; or MDE_API_URL, AZURE_AUTHORITY_HOST, MDE_SCOPE"],
+  ["MDE_RATE_LIMITS", "the shared budget, e.g. 100/1m,1500/1h (also MDE_RUN_RATE_LIMITS, MDE_MACHINE_ACTION_RATE_LIMITS)"],
+  ["MDE_REDIS_URL", "share the budget between processes through Redis"],
+  ["MDE_TIMEOUT", "how long one request may take (e.g. 30s)"],
+  ["MDE_DOWNLOAD_HOSTS", "the hosts result links may point to"],
+  ["NO_COLOR", "any value: no colour (there is none either when the output is not a terminal)"]
+]
+
+/** Outputs fixed by the command: `--format` may name them, not change them. */
+const FIXED_FORMAT: Readonly<Record<string, Format>> = { batch: "json", demo: "text" }
+
+const tree = Help.describe(root as unknown as Command.Command<string, never, unknown, unknown>)
+const prepared = Help.prepare(tree, process.argv.slice(2))
+const format: Format = prepared.format === "json" ? "json" : "text"
+/** Exit code of a closed stdout: batch's documented 12, else 141 (128 + SIGPIPE, as a shell reports `yes | head`). */
+const pipeExitCode = prepared.path[0] === "batch" ? EXIT_CODES.OutputError : 141
 
 let exitCode = 0
+/** Whether @effect/cli has printed a usage error itself (in text; cliConsole drops it under json). */
+let cliPrinted = false
 
-const fail = (code: number, line: string) =>
+/** One failure's line on stderr (`error: Tag: message`, or JSON); `label` replaces the tag in text. */
+const fail = (code: number, tag: string, message: string, label: string = tag) =>
   Effect.sync(() => {
     exitCode = code
-    process.stderr.write(`error: ${line.replace(/\s+/g, " ").trim()}\n`)
+    const line = errorLine(format, tag, message, code)
+    process.stderr.write(format === "json" ? line : line.replace(`error: ${tag}:`, `error: ${label}:`))
   })
 
-const main = run(process.argv).pipe(
+/** What the command line asks for before @effect/cli parses it: help, completion, or a fixed --format checked. */
+const preflight: Effect.Effect<boolean, ValidationError.ValidationError> = Effect.suspend(() => {
+  if (prepared.help) {
+    process.stdout.write(
+      Help.render(tree, prepared.path, { version: VERSION, exitCodes: EXIT_CODES, examples: EXAMPLES, environment: ENVIRONMENT })
+    )
+    return Effect.succeed(true)
+  }
+  if (prepared.completions !== undefined) {
+    const shell = prepared.completions
+    const script = shell === "bash" || shell === "sh"
+      ? Effect.map(Command.getBashCompletions(root, Help.BIN), (lines) => Help.fixBashCompletion(lines.join("\n")))
+      : shell === "zsh"
+      ? Effect.map(Command.getZshCompletions(root, Help.BIN), (lines) => lines.join("\n"))
+      : shell === "fish"
+      ? Effect.map(Command.getFishCompletions(root, Help.BIN), (lines) => lines.join("\n"))
+      : undefined
+    if (script === undefined) {
+      return Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--completions must be bash, zsh or fish, got: ${shell}`)))
+    }
+    return Effect.as(Effect.flatMap(script, (text) => Effect.sync(() => process.stdout.write(`${text}\n`))), true)
+  }
+  const fixed = FIXED_FORMAT[prepared.path[0] ?? ""]
+  if (prepared.consumedFormat && fixed !== undefined && prepared.format !== fixed) {
+    return Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+      `${prepared.path[0]} prints ${fixed} only: --format ${fixed}, or no --format`
+    )))
+  }
+  return Effect.succeed(false)
+})
+
+const main = preflight.pipe(
+  Effect.flatMap((done) => (done ? Effect.void : run([...process.argv.slice(0, 2), ...prepared.args]))),
+  Effect.withConsole(Effect.runSync(cliConsole(format, () => {
+    cliPrinted = true
+  }))),
   Effect.catchAll((
     error:
       | DefenderError
@@ -140,13 +248,22 @@ const main = run(process.argv).pipe(
       | ValidationError.ValidationError
   ) => {
     if (ValidationError.isValidationError(error)) {
-      // @effect/cli has already printed the usage problem.
-      return Effect.sync(() => {
-        exitCode = EXIT_CODES.Usage
-      })
+      // In text, @effect/cli has already printed the usage problem (cliConsole drops it under json).
+      const text = stripColor(HelpDoc.toAnsiText(error.error))
+      return format === "json" || !cliPrinted
+        ? fail(EXIT_CODES.Usage, "Usage", text)
+        : Effect.sync(() => {
+          exitCode = EXIT_CODES.Usage
+        })
     }
     if (ConfigError.isConfigError(error)) {
-      return fail(EXIT_CODES.Config, `configuration: ${String(error)}`)
+      return fail(EXIT_CODES.Config, "Config", String(error), "configuration")
+    }
+    if (error._tag === "OutputError" && stdoutClosed()) {
+      // The reader went away (`| head`): nothing to say, the exit code tells it.
+      return Effect.sync(() => {
+        exitCode = pipeExitCode
+      })
     }
     if (error._tag === "CampaignDrained") {
       // stderr has said what is left; the exit is the signal's.
@@ -154,24 +271,40 @@ const main = run(process.argv).pipe(
         exitCode = interruptedExitCode()
       })
     }
-    if (error._tag === "CampaignStoreError") return fail(storeExitCode(error), `${error._tag}: ${error.message}`)
-    return fail(EXIT_CODES[error._tag], `${error._tag}: ${error.message}`)
+    if (error._tag === "CampaignStoreError") return fail(storeExitCode(error), error._tag, error.message)
+    return fail(EXIT_CODES[error._tag], error._tag, error.message)
   }),
   Effect.catchAllCause((cause) =>
     Cause.isInterruptedOnly(cause)
       ? Effect.sync(() => {
         exitCode = interruptedExitCode()
       })
-      : fail(EXIT_CODES.Unexpected, `unexpected failure: ${Option.getOrElse(Cause.failureOption(cause), () => Cause.pretty(cause).split("\n")[0])}`)
+      : fail(
+        EXIT_CODES.Unexpected,
+        "Unexpected",
+        String(Option.getOrElse(Cause.failureOption(cause), () => Cause.pretty(cause).split("\n")[0])),
+        "unexpected failure"
+      )
   ),
+  // Logs go to stderr (stdout is the command's output), coloured only where colorEnabled says.
+  Effect.provide(Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ colors: colorEnabled(process.stderr), stderr: true }))),
   Effect.provide(NodeContext.layer)
 )
 
 installSignalHandlers()
+watchStdout()
 
 runMain(main, {
   disableErrorReporting: true,
+  disablePrettyLogger: true,
   // Ctrl-C or SIGTERM interrupts the main fiber itself (after its finalizers, e.g. a session's cancel, ran).
+  // A closed stdout ends with pipeExitCode unless something else failed first.
   teardown: (exit, onExit) =>
-    onExit(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? interruptedExitCode() : exitCode)
+    onExit(
+      Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)
+        ? interruptedExitCode()
+        : stdoutClosed() && exitCode === 0
+        ? pipeExitCode
+        : exitCode
+    )
 })

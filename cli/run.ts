@@ -8,6 +8,7 @@ import { FileSystem } from "@effect/platform"
 import { Clock, Console, Duration, Effect, Fiber, Option, Schedule } from "effect"
 import { type DefenderClient, type DefenderError, type DefenderRateLimiter, LiveResponse, type MachineAction } from "../mod.ts"
 import { simulate } from "./batch.ts"
+import { formatOption as format, MIN_INTERVAL_SECONDS } from "./format.ts"
 import { mayStillRun } from "./signals.ts"
 
 const machine = Options.text("machine").pipe(Options.withDescription("the machine (device) id"))
@@ -16,14 +17,25 @@ const args = Options.text("args").pipe(Options.optional, Options.withDescription
 const getfile = Options.text("getfile").pipe(Options.optional, Options.withDescription("a file to collect after the script"))
 const out = Options.directory("out").pipe(
   Options.withDefault("."),
+  // A folder: GetFile results are files of their own, so there is no stdout form (download --out - is one).
+  Options.filterMap(
+    (dir) => (dir === "-" ? Option.none() : Option.some(dir)),
+    "--out is the folder GetFile results are saved in, so it cannot be - (stdout): use download --out - for one result"
+  ),
   Options.withDescription("where GetFile results are saved (default: the current folder)")
 )
-const format = Options.choice("format", ["json", "text"]).pipe(Options.withDefault("text"))
 const interval = Options.integer("interval").pipe(
   Options.withDefault(10),
-  Options.withDescription("seconds between two status polls (default 10)")
+  Options.filterMap(
+    (n) => (n >= MIN_INTERVAL_SECONDS ? Option.some(n) : Option.none()),
+    `--interval must be at least ${MIN_INTERVAL_SECONDS} second (each poll spends the Get machine action quota: 100/min, 1500/h)`
+  ),
+  Options.withDescription(`seconds between two status polls (default 10, at least ${MIN_INTERVAL_SECONDS})`)
 )
-const comment = Options.text("comment").pipe(Options.withDefault("mde-live-response run"))
+const comment = Options.text("comment").pipe(
+  Options.withDefault("mde-live-response run"),
+  Options.withDescription("the action's comment in Defender (default \"mde-live-response run\")")
+)
 
 /** The file name of a Windows or POSIX path ("." and ".." name no file: "result.bin" instead). */
 const baseName = (path: string): string => {
@@ -106,7 +118,7 @@ const session = (params: RunParams) =>
       if (command.command.type === "RunScript") {
         const t = yield* LiveResponse.getTranscript(ref)
         if (params.format === "json") {
-          yield* Console.log(JSON.stringify({ index: command.index, type: "RunScript", transcript: t }))
+          yield* Console.log(JSON.stringify({ machineActionId: action.id, index: command.index, type: "RunScript", transcript: t }))
         } else {
           yield* Console.log(`# [${command.index}] ${t.scriptName} exited with ${t.exitCode}`)
           if (t.output !== "") yield* Effect.sync(() => process.stdout.write(t.output.endsWith("\n") ? t.output : `${t.output}\n`))
@@ -119,6 +131,7 @@ const session = (params: RunParams) =>
         const saved = yield* LiveResponse.downloadToFile(ref, target)
         yield* params.format === "json"
           ? Console.log(JSON.stringify({
+            machineActionId: action.id,
             index: command.index,
             type: "GetFile",
             path,

@@ -80,6 +80,23 @@ const onSignal = (signal: Signal) => () => {
   process.exit(CODES[signal])
 }
 
+let closed = false
+
+/** Whether stdout's reader has gone away (EPIPE): what is still written is dropped. */
+export const stdoutClosed = (): boolean => closed
+
+/**
+ * Keeps an 'error' listener on stdout for the whole run: a reader that closes the pipe
+ * (`| head`) makes Node emit EPIPE there, which without a listener is an uncaught
+ * exception and a stack trace. Noted instead; main ends quietly with its pipe exit code.
+ * Any other stdout error is noted the same way.
+ */
+export const watchStdout = (): void => {
+  process.stdout.on("error", () => {
+    closed = true
+  })
+}
+
 /** Installs the handlers; call once, before `runMain`. */
 export const installSignalHandlers = (): void => {
   process.on("SIGINT", onSignal("SIGINT"))
