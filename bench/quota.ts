@@ -21,7 +21,7 @@ import { Effect, Exit, Redacted, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { writeFileSync } from "node:fs"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
-import { haveRedis, startRedis } from "../scripts/redis.ts"
+import { locate, requiredLine, serversRequired, skipLine, use } from "../scripts/servers.ts"
 import type { ClientReport } from "./baseline.ts"
 import { type Series, svgChart } from "./chart.ts"
 import { type BenchOptions, type BenchResult, round, type Target } from "./types.ts"
@@ -127,13 +127,25 @@ const runOnce = async (spec: RunSpec, n: number, limits: ReadonlyArray<Limit>, c
   }
 }
 
+/**
+ * The Redis for the three-process run (its URL variable, else redis-server from the PATH), or
+ * none: then that run is left out with one line, or fails under MDE_REQUIRE_SERVERS=1.
+ */
+const redisIfAny = async () => {
+  const located = locate("redis")
+  if (located.missing === undefined) return await use("redis", located)
+  if (serversRequired()) throw new Error(requiredLine("redis", located.missing))
+  process.stderr.write(`  ${skipLine("redis", "the 3-process Redis run", located.missing)}\n`)
+  return undefined
+}
+
 export const run = async (options: BenchOptions & { readonly runtimes?: boolean }): Promise<BenchResult> => {
   const limits: ReadonlyArray<Limit> = options.quick
     ? [{ limit: 50, millis: 1_000 }, { limit: 200, millis: 4_000 }]
     : [{ limit: 100, millis: 2_000 }, { limit: 1500, millis: 30_000 }]
   const n = options.quick ? 300 : 3000
   const concurrency = 50
-  const redis = haveRedis() ? await startRedis() : undefined
+  const redis = await redisIfAny()
   const specs: Array<RunSpec> = [
     { label: "library (Node)", runtime: "node", mode: "library", processes: 1 },
     { label: "baseline (Node, fetch + exponential backoff)", runtime: "node", mode: "baseline", processes: 1 },
@@ -157,7 +169,7 @@ export const run = async (options: BenchOptions & { readonly runtimes?: boolean 
       )
     }
   } finally {
-    redis?.stop()
+    await redis?.stop()
   }
 
   const byLabel = (prefix: string) => results.find((r) => r.label.startsWith(prefix))

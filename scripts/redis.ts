@@ -2,12 +2,13 @@
  * Starts a throwaway `redis-server` (from the PATH) on a free 127.0.0.1 port with
  * no persistence, for the tests and benchmarks that need a real Redis.
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { createServer } from "node:net"
 
 export interface RunningRedis {
   readonly url: string
-  readonly stop: () => void
+  /** Stops it; resolves once it has exited. */
+  readonly stop: () => Promise<void>
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -21,9 +22,6 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-/** Whether `redis-server` can be started here. */
-export const haveRedis = (): boolean => spawnSync("redis-server", ["--version"]).status === 0
-
 export const startRedis = async (): Promise<RunningRedis> => {
   const port = await freePort()
   const child = spawn(
@@ -31,6 +29,7 @@ export const startRedis = async (): Promise<RunningRedis> => {
     ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
     { stdio: ["ignore", "pipe", "inherit"] }
   )
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
   await new Promise<void>((resolve, reject) => {
     let seen = ""
     child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}`)))
@@ -39,5 +38,11 @@ export const startRedis = async (): Promise<RunningRedis> => {
       if (seen.includes("Ready to accept connections")) resolve()
     })
   })
-  return { url: `redis://127.0.0.1:${port}`, stop: () => void child.kill() }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill()
+      return exited
+    }
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * The Redis-backed budget against a real Redis on loopback (see test/setup/redis.ts).
+ * The Redis-backed budget against a real Redis on loopback (see test/setup/servers.ts; skipped without one).
  * Two limiters built in this process stand for two worker processes: each has its
  * own connection and its own queue, and they share only what is in Redis. The
  * algorithm itself, the same over memory and Redis, is DefenderRateLimiter.stores.test.ts.
@@ -8,7 +8,7 @@
  * test lets the fibers reach their next sleep (`settle`): nothing waits in real time
  * beyond the round trips to Redis (`settle` turns the event loop with `setImmediate`, no timer).
  */
-import { describe, expect, inject, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import {
   Clock,
   Config,
@@ -28,8 +28,10 @@ import {
 import { Redis } from "ioredis"
 import { createServer } from "node:net"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+import { needServer } from "./utils/servers.ts"
 
-const url = inject("redisUrl")
+const redis = needServer("redis")
+const url = redis.url
 
 /** A budget of its own for each test, so tests never share windows. */
 const freshKey = () => `test-${crypto.randomUUID()}`
@@ -87,7 +89,7 @@ const closedPort = () =>
     })
   })
 
-describe("DefenderRateLimiter.layerRedis (real Redis)", () => {
+describe.skipIf(redis.skip)("DefenderRateLimiter.layerRedis (real Redis)", () => {
   it.scoped("two processes with the same key share one budget", () =>
     Effect.gen(function*() {
       const key = freshKey()

@@ -1,7 +1,7 @@
 /**
  * One behavioural suite for the rate-limit algorithm, run over both stores: the
  * in-memory budget (`make`) and the shared one on a real Redis (`makeRedis`, see
- * test/setup/redis.ts). Every wait is on the TestClock; the only real time is `settle`'s
+ * test/setup/servers.ts; skipped without one). Every wait is on the TestClock; the only real time is `settle`'s
  * turns of the event loop (no timer longer than 0 ms), which let Redis's answers arrive.
  *
  * Redis commands are real I/O: a fiber woken by the TestClock asks Redis before it
@@ -10,11 +10,12 @@
  * re-checks mid-way is crossed in steps (`advance`) rather than in one jump. In
  * memory, settling is a no-op and the steps change nothing.
  */
-import { afterAll, beforeAll, describe, expect, inject, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Clock, Duration, Effect, Fiber, type Scope, TestClock } from "effect"
 import { Redis } from "ioredis"
 import { maxInWindow } from "../bench/windows.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
+import { needServer } from "./utils/servers.ts"
 
 interface StoreUnderTest {
   readonly make: (
@@ -22,6 +23,8 @@ interface StoreUnderTest {
   ) => Effect.Effect<DefenderRateLimiter.DefenderRateLimiter, never, Scope.Scope>
   /** Returns once every fiber has reached a TestClock sleep, the queue, or its end. */
   readonly settle: Effect.Effect<void>
+  /** No server for this store here (test/utils/servers.ts). */
+  readonly skip?: boolean
 }
 
 /** Forks `n` callers that each take one permit and record when they got it. */
@@ -33,7 +36,7 @@ const forkCallers = (limiter: DefenderRateLimiter.DefenderRateLimiter, n: number
   ).pipe(Effect.fork)
 
 const suite = (name: string, store: StoreUnderTest) =>
-  describe(`DefenderRateLimiter (${name})`, () => {
+  describe.skipIf(store.skip === true)(`DefenderRateLimiter (${name})`, () => {
     /** Moves the TestClock by `duration` in one jump, with every fiber settled before and after. */
     const adjust = (duration: Duration.DurationInput) =>
       Effect.zipRight(store.settle, Effect.zipRight(TestClock.adjust(duration), store.settle))
@@ -254,14 +257,16 @@ const settleRedis = Effect.promise(async () => {
   }
 })
 
-const url = inject("redisUrl")
+const redis = needServer("redis")
+const url = redis.url
 suite("on Redis", {
+  skip: redis.skip,
   // A budget of its own for each limiter, so tests never share windows.
   make: (options) => DefenderRateLimiter.makeRedis({ ...options, url, key: `test-${crypto.randomUUID()}` }),
   settle: settleRedis
 })
 
-describe("the Redis suite's settle", () => {
+describe.skipIf(redis.skip)("the Redis suite's settle", () => {
   it.scoped("sees the store's commands (else it would settle at once, and prove nothing)", () =>
     Effect.gen(function*() {
       const before = sent

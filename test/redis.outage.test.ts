@@ -14,6 +14,9 @@ import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { freePort } from "../scripts/redis.ts"
+import { needServerBinary } from "./utils/servers.ts"
+
+const redisServer = needServerBinary("redis")
 
 // Real seconds: a real redis-server's stop and restart (see the file's head).
 const sleep = (millis: number) => new Promise((resolve) => setTimeout(resolve, millis))
@@ -72,7 +75,7 @@ const withLimiter = async <A>(
 
 const key = () => `outage-${crypto.randomUUID()}`
 
-describe("a Redis outage under the limiter", () => {
+describe.skipIf(redisServer.skip)("a Redis outage under the limiter", () => {
   it("stopped, then restarted 3 s later: every pending call waits, in order, and none fails", async () => {
     await withRedis(async (redis) => {
       const layer = DefenderRateLimiter.layerRedis({ url: redis.current.url, key: key(), limits: [{ limit: 1000, window: "1 minute" }] })
@@ -218,7 +221,7 @@ const withSimulator = async <A>(
 const answersOf = (run: Run) =>
   run.stdout.trim().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as { ok: boolean; error?: { tag: string } })
 
-describe("a Redis outage under batch", () => {
+describe.skipIf(redisServer.skip)("a Redis outage under batch", () => {
   it("Redis restarted 3 s later: all 200 inputs answered ok, exit 0", async () => {
     await withRedis((redis) =>
       withSimulator(200, async (env, input) => {

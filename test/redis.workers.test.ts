@@ -1,17 +1,19 @@
 /**
  * Three worker processes, one tenant quota: real `batch` processes against one
  * simulator served on loopback, sharing their budget in a real Redis (see
- * test/setup/redis.ts). The quota is scaled down to 20 calls per 2 seconds so
+ * test/setup/servers.ts; skipped without one). The quota is scaled down to 20 calls per 2 seconds so
  * the run takes seconds; the simulator counts calls the way Defender does, in a
  * rolling window, and answers 429 beyond it.
  */
-import { describe, expect, inject, it } from "@effect/vitest"
+import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { execFile } from "node:child_process"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { maxInWindow } from "../bench/windows.ts"
+import { needServer } from "./utils/servers.ts"
 
-const url = inject("redisUrl")
+const redis = needServer("redis")
+const url = redis.url
 const WORKERS = 3
 const PER_WORKER = 20
 const QUOTA = { limit: 20, window: 2_000 }
@@ -68,7 +70,7 @@ const runWorkers = async (env: (n: number) => Record<string, string>) => {
   }
 }
 
-describe("three batch workers on one quota", () => {
+describe.skipIf(redis.skip)("three batch workers on one quota", () => {
   it("sharing the budget on Redis: no 429, never above the quota in any window, every input once", async () => {
     const key = `workers-${crypto.randomUUID()}`
     const { ids, links, runs, throttled } = await runWorkers(() => ({ MDE_REDIS_URL: url, MDE_REDIS_KEY: key }))
