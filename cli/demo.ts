@@ -37,14 +37,51 @@ export const layerSimulated: Layer.Layer<DefenderClient.DefenderClient | Defende
       ))
   )
 
-const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`
-
 const firstLine = (text: string) => {
   const line = text.split("\n").find((l) => l.trim() !== "") ?? ""
-  return line.length > 60 ? `${line.slice(0, 57)}…` : line
+  return line.length > 48 ? `${line.slice(0, 45)}…` : line
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`
+
+/**
+ * 1: four RunScript transcripts of the ready-made actions, each line with its full machine action
+ * id, so it can be copied into `transcript --action` against `simulator`.
+ */
+export const transcriptsStep: Effect.Effect<void, DefenderError, DefenderClient.DefenderClient> = Effect.gen(function*() {
+  yield* Console.log("1. RunScript transcripts (login, link, download, tolerant decoding)")
+  const refs = [
+    { machineActionId: ACTIONS.runScript, index: 0 },
+    { machineActionId: ACTIONS.variants, index: 0 },
+    { machineActionId: ACTIONS.variants, index: 1 },
+    { machineActionId: ACTIONS.variants, index: 2 }
+  ]
+  const transcripts = yield* Effect.forEach(refs, (ref) => LiveResponse.getTranscript(ref), { concurrency: 4 })
+  for (const [i, t] of transcripts.entries()) {
+    yield* Console.log(
+      `   ${refs[i]!.machineActionId} #${refs[i]!.index}  ${t.scriptName.padEnd(14)} exit ${t.exitCode}  ${
+        JSON.stringify(firstLine(t.output))
+      }${t.error === "" ? "" : `  stderr: ${JSON.stringify(firstLine(t.error))}`}`
+    )
+  }
+  yield* Console.log(
+    "   (raw newlines and NULs inside the JSON, a BOM, `name`/`script_errors`, a string exit code: all decoded)\n"
+  )
+})
+
+/** 4: the ready-made failed action and the one whose result is gone, as typed errors, with their full ids. */
+export const failuresStep: Effect.Effect<void, never, DefenderClient.DefenderClient> = Effect.gen(function*() {
+  yield* Console.log("4. Failures are typed errors")
+  for (const ref of [{ machineActionId: ACTIONS.failed, index: 0 }, { machineActionId: ACTIONS.blobGone, index: 0 }]) {
+    const outcome = yield* Effect.either(LiveResponse.getTranscript(ref))
+    yield* Console.log(
+      `   ${ref.machineActionId}  ${
+        outcome._tag === "Left" ? `${outcome.left._tag}: ${outcome.left.message.slice(0, 90)}…` : "unexpectedly succeeded"
+      }`
+    )
+  }
+  yield* Console.log("")
+})
 
 /** Runs the demo: about thirty-five seconds of real time (twelve of them the campaign's deadline). */
 export const demo: Effect.Effect<void, DefenderError | CampaignStore.CampaignStoreError> = Effect.gen(function*() {
@@ -67,24 +104,7 @@ export const demo: Effect.Effect<void, DefenderError | CampaignStore.CampaignSto
   yield* Console.log(`(API, Entra ID login and blob storage; quota scaled to ${quota.limit} calls per 2 s)\n`)
 
   yield* Effect.gen(function*() {
-    yield* Console.log("1. RunScript transcripts (login, link, download, tolerant decoding)")
-    const refs = [
-      { machineActionId: ACTIONS.runScript, index: 0 },
-      { machineActionId: ACTIONS.variants, index: 0 },
-      { machineActionId: ACTIONS.variants, index: 1 },
-      { machineActionId: ACTIONS.variants, index: 2 }
-    ]
-    const transcripts = yield* Effect.forEach(refs, (ref) => LiveResponse.getTranscript(ref), { concurrency: 4 })
-    for (const [i, t] of transcripts.entries()) {
-      yield* Console.log(
-        `   ${short(refs[i]!.machineActionId)} #${refs[i]!.index}  ${t.scriptName.padEnd(14)} exit ${t.exitCode}  ${
-          JSON.stringify(firstLine(t.output))
-        }${t.error === "" ? "" : `  stderr: ${JSON.stringify(firstLine(t.error))}`}`
-      )
-    }
-    yield* Console.log(
-      "   (raw newlines and NULs inside the JSON, a BOM, `name`/`script_errors`, a string exit code: all decoded)\n"
-    )
+    yield* transcriptsStep
 
     yield* Console.log("2. A GetFile result, streamed to disk")
     const dir = yield* Effect.acquireRelease(
@@ -119,7 +139,7 @@ export const demo: Effect.Effect<void, DefenderError | CampaignStore.CampaignSto
       ],
       comment: "mde-live-response demo"
     }, { firstDelay: "1 second", interval: "1 second" })
-    yield* Console.log(`   machine action ${short(action.id)}: ${action.status} after ${seconds(Date.now() - sessionStart)}`)
+    yield* Console.log(`   machine action ${action.id}: ${action.status} after ${seconds(Date.now() - sessionStart)}`)
     for (const result of results) {
       if (result.type === "RunScript") {
         yield* Console.log(`   #${result.index} ${result.scriptName}: exit ${result.transcript.exitCode}, ${JSON.stringify(firstLine(result.transcript.output.split("\n")[1] ?? ""))}`)
@@ -130,16 +150,7 @@ export const demo: Effect.Effect<void, DefenderError | CampaignStore.CampaignSto
     }
     yield* Console.log("")
 
-    yield* Console.log("4. Failures are typed errors")
-    for (const ref of [{ machineActionId: ACTIONS.failed, index: 0 }, { machineActionId: ACTIONS.blobGone, index: 0 }]) {
-      const outcome = yield* Effect.either(LiveResponse.getTranscript(ref))
-      yield* Console.log(
-        `   ${short(ref.machineActionId)}  ${
-          outcome._tag === "Left" ? `${outcome.left._tag}: ${outcome.left.message.slice(0, 90)}…` : "unexpectedly succeeded"
-        }`
-      )
-    }
-    yield* Console.log("")
+    yield* failuresStep
   }).pipe(Effect.provide(client([quota])))
 
   yield* Console.log(`5. A burst of 30 calls with the client's budget set too high (20 per 2 s, the quota is 10)`)
@@ -247,9 +258,13 @@ const campaignDemo: Effect.Effect<void, DefenderError | CampaignStore.CampaignSt
     const notRun = store.find((e) => e.status === "NotRun")
     if (first !== undefined) {
       const c = first.commands[0]
-      yield* Console.log(`   manifest: ${short(first.machineId)} Succeeded → ${c?.file} (${c?.bytes} bytes, sha256 ${c?.sha256?.slice(0, 12)}…)`)
+      yield* Console.log(`   manifest: machine ${first.machineId} Succeeded (${c?.bytes} bytes, sha256 ${c?.sha256?.slice(0, 12)}…)`)
+      yield* Console.log(`             → ${c?.file}`)
     }
-    if (notRun !== undefined) yield* Console.log(`   manifest: ${short(notRun.machineId)} NotRun: ${notRun.error?.message}`)
+    if (notRun !== undefined) yield* Console.log(`   manifest: machine ${notRun.machineId} NotRun: ${notRun.error?.message}`)
     yield* Console.log("   (the CLI: `campaign start --simulate …`, `campaign status`, `campaign resume`; see README)")
+    yield* Console.log(
+      "\nTo try the commands yourself: `mde-live-response simulator` serves such a tenant (the ready-made ids of 1 and 4 included) until Ctrl-C."
+    )
   }
 )
