@@ -527,7 +527,7 @@ export const renderText = (report: Report): string => {
     out.push("permissions (application permissions of WindowsDefenderATP, any one per line)")
     for (const p of report.permissions) {
       const who = p.commands.length > 0 ? p.commands.join(", ") : `library only: ${p.library.join(", ")}`
-      out.push(`  ${mark(p.granted)} ${p.call.padEnd(39)} ${p.anyOf.join(" or ").padEnd(45)} ${who}`)
+      out.push(`  ${mark(p.granted)} ${p.call.padEnd(39)} ${p.anyOf.join(" or ").padEnd(46)} ${who}`)
     }
   }
   if (report.api !== undefined) {
