@@ -99,3 +99,16 @@ export const requiredLine = (name: ServerName, why: string, binaryOnly = false):
 
 /** `1 Redis test file`, `4 Redis test files`. */
 export const files = (name: ServerName, n: number): string => `${n} ${SERVERS[name].title} test file${n === 1 ? "" : "s"}`
+
+/**
+ * For a suite outside vitest (Deno, Bun): where `name` is, or, when it is nowhere, the skip
+ * line printed now (`what` is what gets skipped), or under `MDE_REQUIRE_SERVERS=1` a throw.
+ */
+export const locateOrSkip = (name: ServerName, what: string): Located => {
+  const located = locate(name)
+  if (located.missing !== undefined) {
+    if (serversRequired()) throw new Error(requiredLine(name, located.missing))
+    console.log(skipLine(name, what, located.missing))
+  }
+  return located
+}

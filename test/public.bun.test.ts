@@ -16,6 +16,7 @@ import { FetchHttpClient, HttpClient, HttpClientResponse } from "@effect/platfor
 import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import { DefenderAuth, DefenderClient, DefenderCloud, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
+import { locateOrSkip, use as useServer } from "../scripts/servers.ts"
 import {
   ACTION_ID,
   campaignStoreRoundTrip,
@@ -348,14 +349,20 @@ describe("examples/failed.bun.ts", () => {
   }, 30_000)
 })
 
-// .ci/run passes its Redis; without one (a plain local `npm run test:bun`) this is reported as skipped.
-const redisUrl = process.env["MDE_TEST_REDIS_URL"]
-test.skipIf(redisUrl === undefined || redisUrl === "")(
+// .ci/run passes its Redis (MDE_TEST_REDIS_URL), else redis-server from the PATH is started for
+// the test; with neither it is skipped with one line (a failure under MDE_REQUIRE_SERVERS=1).
+const redis = locateOrSkip("redis", "1 Redis test of the Bun suite")
+test.skipIf(redis.missing !== undefined)(
   "a budget shared on Redis holds a second process's call (ioredis on Bun)",
   async () => {
-    const { ran, waitMillis } = await sharedRedisBudget(redisUrl!)
-    expect(ran).toBe(true)
-    expect(waitMillis).toBe(3_600_000)
+    const running = await useServer("redis", redis)
+    try {
+      const { ran, waitMillis } = await sharedRedisBudget(running.url)
+      expect(ran).toBe(true)
+      expect(waitMillis).toBe(3_600_000)
+    } finally {
+      await running.stop()
+    }
   }
 )
 

@@ -13,6 +13,7 @@ import { Chunk, Effect, Layer, Redacted, Schedule, Stream } from "effect"
 import assert from "node:assert/strict"
 import { DefenderAuth, DefenderClient, DefenderCloud, DefenderRateLimiter, LiveResponse, Transcript } from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
+import { locateOrSkip, use as useServer } from "../scripts/servers.ts"
 import {
   ACTION_ID,
   campaignStoreRoundTrip,
@@ -357,15 +358,21 @@ Deno.test("examples/failed.deno.ts reads the ids from stdin, and prints nothing 
   })
 })
 
-// .ci/run passes its Redis; without one (a plain local `npm run test:deno`) this is reported as ignored.
-const redisUrl = Deno.env.get("MDE_TEST_REDIS_URL")
+// .ci/run passes its Redis (MDE_TEST_REDIS_URL), else redis-server from the PATH is started for
+// the test; with neither it is ignored with one line (a failure under MDE_REQUIRE_SERVERS=1).
+const redis = locateOrSkip("redis", "1 Redis test of the Deno suite")
 Deno.test({
   name: "a budget shared on Redis holds a second process's call (ioredis on Deno)",
-  ignore: redisUrl === undefined || redisUrl === "",
+  ignore: redis.missing !== undefined,
   fn: async () => {
-    const { ran, waitMillis } = await sharedRedisBudget(redisUrl!)
-    assert.ok(ran)
-    assert.equal(waitMillis, 3_600_000)
+    const running = await useServer("redis", redis)
+    try {
+      const { ran, waitMillis } = await sharedRedisBudget(running.url)
+      assert.ok(ran)
+      assert.equal(waitMillis, 3_600_000)
+    } finally {
+      await running.stop()
+    }
   }
 })
 
