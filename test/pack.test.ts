@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { type ChildProcess, execFile, spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { promisify } from "node:util"
@@ -31,11 +31,25 @@ const cleanEnv = (extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
   return { ...env, ...extra }
 }
 
+/** Whether dist/ was built after every source changed (`npm test` builds just before vitest). */
+const distIsFresh = (): boolean => {
+  const newest = (path: string): number =>
+    statSync(path).isDirectory()
+      ? Math.max(0, ...readdirSync(path).map((name) => newest(join(path, name))))
+      : statSync(path).mtimeMs
+  const bin = "dist/cli/mde-live-response.js"
+  if (!existsSync(bin) || !existsSync("dist/entry/mod.js")) return false
+  const built = Math.min(statSync(bin).mtimeMs, statSync("dist/entry/mod.js").mtimeMs)
+  return ["src", "cli", "mod.ts", "testing.ts", "package.json"].every((path) => newest(path) <= built)
+}
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "mde-pack-"))
   const app = join(dir, "app")
-  // `npm pack` runs the prepack build, so the tarball holds what this checkout builds.
-  const packed = await exec(npm, ["pack", "--json", "--pack-destination", dir], { maxBuffer: 64 * 1024 * 1024 })
+  // `npm pack` runs the prepack build, so the tarball holds what this checkout builds; a dist/
+  // newer than every source is that build already.
+  const scripts = distIsFresh() ? ["--ignore-scripts"] : []
+  const packed = await exec(npm, ["pack", ...scripts, "--json", "--pack-destination", dir], { maxBuffer: 64 * 1024 * 1024 })
   const [report] = JSON.parse(packed.stdout) as Array<{ filename: string }>
   await exec("mkdir", [app])
   writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true }))

@@ -201,7 +201,7 @@ describe("LiveResponse on Bun against DefenderSimulator", () => {
     expect(transcript.scriptName).toBe("minidump.ps1")
     expect(sim.count("token", 200)).toBe(1)
     const api = sim.received.find((r) => r.endpoint === "getResultLink")!
-    expect(api.headers["authorization"]).toMatch(/^Bearer sim-token-/)
+    expect(api.headers["authorization"]).toMatch(/^Bearer eyJ[\w-]+\.eyJ/)
     expectNoBlobAuthorization(sim)
     const error = await onSim(
       sim,

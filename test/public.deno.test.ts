@@ -201,7 +201,7 @@ Deno.test("simulator: a client-secret login works; a wrong secret is Authenticat
   assert.equal(transcript.scriptName, "minidump.ps1")
   assert.equal(sim.count("token", 200), 1)
   const api = sim.received.find((r) => r.endpoint === "getResultLink")!
-  assert.match(api.headers["authorization"] ?? "", /^Bearer sim-token-/)
+  assert.match(api.headers["authorization"] ?? "", /^Bearer eyJ[\w-]+\.eyJ/)
   assertNoBlobAuthorization(sim)
   const error = await onSim(
     sim,

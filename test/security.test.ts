@@ -248,7 +248,7 @@ const sawBearer = (sim: DefenderSimulator.DefenderSimulator, token: string, stat
 
 /** A token the simulator issued (so only after the canary secret was accepted) was used on the API. */
 const sawIssuedToken = (sim: DefenderSimulator.DefenderSimulator) =>
-  sim.received.some((r) => r.endpoint !== "token" && r.headers["authorization"]?.startsWith("Bearer sim-token-") === true)
+  sim.received.some((r) => r.endpoint !== "token" && r.headers["authorization"]?.startsWith("Bearer eyJ") === true)
 
 const sawSig = (sim: DefenderSimulator.DefenderSimulator) =>
   sim.received.some((r) => r.endpoint === "blob" && (sigOf(r.url) ?? "") !== "")
@@ -555,7 +555,7 @@ describe("live response sessions, against the simulator", () => {
       verify(ran, {
         "secret accepted": sim.count("token", 200) === 1,
         "issued token used on every endpoint": ["uploadLibraryFile", "runLiveResponse", "getMachineAction", "getResultLink"]
-          .every((e) => sim.received.some((r) => r.endpoint === e && r.headers["authorization"]?.startsWith("Bearer sim-token-"))),
+          .every((e) => sim.received.some((r) => r.endpoint === e && r.headers["authorization"]?.startsWith("Bearer eyJ"))),
         "signatures used": sim.count("blob", 200) === 2
       }, harvest(sim))
     }))

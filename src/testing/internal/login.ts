@@ -60,8 +60,9 @@ const base64url = (value: unknown): string => Buffer.from(JSON.stringify(value))
 /**
  * A token as Entra ID shapes an app-only (v1) access token — three base64url segments whose middle
  * one holds the claims a caller may read: `aud`, `tid`, `appid`, `roles`, `iat`/`nbf`/`exp` (on the
- * service's clock) — but not signed: its first segment is the simulator's `sim-token-…` marker
- * instead of a JOSE header, and its last is random, so it cannot pass for, or be verified as, a real one.
+ * service's clock) — but not signed: its JOSE header says `"alg": "none"` (and `kid`
+ * `mde-live-response-simulator`), and its last segment is random, so it cannot pass for, or be
+ * verified as, a real one; any JWT decoder reads it.
  */
 const issueToken = (state: State, now: number, audience: string, appidacr: "1" | "2"): string => {
   const { clientId, clockOffset, roles, tenantId, tokenLifetime } = state.settings
@@ -85,7 +86,8 @@ const issueToken = (state: State, now: number, audience: string, appidacr: "1" |
     ver: "1.0"
   }
   const signature = Buffer.from(Array.from({ length: 16 }, () => Math.floor(state.dice() * 256))).toString("base64url")
-  return `sim-token-${id}.${base64url(claims)}.${signature}`
+  const header = { typ: "JWT", alg: "none", kid: "mde-live-response-simulator" }
+  return `${base64url(header)}.${base64url(claims)}.${signature}`
 }
 
 /** Entra's scope rules for the client credentials grant: one resource, `/.default`, one this tenant has. */
