@@ -57,7 +57,15 @@ const paragraphs = (doc: unknown): Array<string> =>
 const text = (doc: unknown): string => paragraphs(doc).join(" ")
 
 /** Placeholders that say more than the value's type. */
-const PLACEHOLDERS: Readonly<Record<string, string>> = { action: "<id>", machine: "<id>", script: "<name>" }
+const PLACEHOLDERS: Readonly<Record<string, string>> = {
+  action: "<id>",
+  machine: "<id>",
+  script: "<name>",
+  args: "<args>",
+  getfile: "<path>",
+  machines: "<file|->",
+  query: "<filter>"
+}
 
 const valueOf = (name: string, primitive: Node): string => {
   switch (primitive._tag) {
@@ -209,7 +217,9 @@ export const prepare = (root: CommandInfo, args: ReadonlyArray<string>): Prepare
     rest.push(token)
     if (own !== undefined && own.value !== "" && inline === undefined && i + 1 < args.length) rest.push(args[++i]!)
   }
-  return { path, help, completions, format, consumedFormat, args: [...path, ...globals, ...rest] }
+  // A group alone (`campaign`, or nothing at all) asks what is in it.
+  const group = node.children.length > 0 && rest.length === 0 && globals.length === 0 && completions === undefined
+  return { path, help: help || group, completions, format, consumedFormat, args: [...path, ...globals, ...rest] }
 }
 
 // ---------------------------------------------------------------------------
@@ -324,11 +334,18 @@ export const render = (root: CommandInfo, path: ReadonlyArray<string>, extras: H
 // Completion
 // ---------------------------------------------------------------------------
 
-/** @effect/cli's bash script with the root state named as its subcommand cases expect. */
+/**
+ * @effect/cli's bash script, mended: the root state is named as its subcommand cases expect
+ * (`mde__live__response`, not `mde-live-response`), and a nested subcommand's case matches the
+ * state its parent sets (`mde__live__response__campaign,start)`, not `…,campaign,start)`).
+ */
 export const fixBashCompletion = (script: string, name: string = BIN): string => {
   const state = name.replace(/-/g, "__")
-  if (state === name) return script
   return script
     .replace(`cmd="${name}"`, `cmd="${state}"`)
-    .replace(new RegExp(`(case "\\$\\{cmd\\}" in\\n\\s*)${name.replace(/[-]/g, "\\-")}\\)`), `$1${state})`)
+    .replace(/^(\s*case "\$\{cmd\}" in\n\s*)[^\s)]+\)/m, `$1${state})`)
+    .replace(/^(\s*)([A-Za-z0-9_]+(?:,[A-Za-z0-9_-]+){2,})\)$/gm, (_, indent: string, label: string) => {
+      const parts = label.split(",")
+      return `${indent}${parts.slice(0, -1).join("__")},${parts[parts.length - 1]})`
+    })
 }

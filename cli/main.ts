@@ -257,7 +257,7 @@ const main = preflight.pipe(
         })
     }
     if (ConfigError.isConfigError(error)) {
-      return fail(EXIT_CODES.Config, "Config", String(error), "configuration")
+      return fail(EXIT_CODES.Config, "Config", `${String(error)}${ConfigError.isMissingDataOnly(error) ? ", or add --simulate to try the built-in simulator" : ""}`, "configuration")
     }
     if (error._tag === "OutputError" && stdoutClosed()) {
       // The reader went away (`| head`): nothing to say, the exit code tells it.
@@ -292,7 +292,7 @@ const main = preflight.pipe(
 )
 
 installSignalHandlers()
-watchStdout()
+watchStdout(pipeExitCode)
 
 runMain(main, {
   disableErrorReporting: true,

@@ -88,12 +88,14 @@ export const stdoutClosed = (): boolean => closed
 /**
  * Keeps an 'error' listener on stdout for the whole run: a reader that closes the pipe
  * (`| head`) makes Node emit EPIPE there, which without a listener is an uncaught
- * exception and a stack trace. Noted instead; main ends quietly with its pipe exit code.
+ * exception and a stack trace. Noted instead, and the process ends quietly with
+ * `exitCode` — also when the error arrives after the last write, once the command is done.
  * Any other stdout error is noted the same way.
  */
-export const watchStdout = (): void => {
+export const watchStdout = (exitCode: number): void => {
   process.stdout.on("error", () => {
     closed = true
+    if (!process.exitCode) process.exitCode = exitCode
   })
 }
 

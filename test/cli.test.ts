@@ -249,7 +249,7 @@ const spawnRun = (env: Record<string, string>) => {
 
 describe("cli", { timeout: 60_000 }, () => {
   it("transcript --format json prints exactly one JSON object", async () => {
-    const run = await cli(["transcript", "--action", "ok", "--format", "json"])
+    const run = await cli(["transcript", "--action", ID.ok, "--format", "json"])
     expect(run.stderr).toBe("")
     expect(run.code).toBe(0)
     expect(run.stdout.trim().split("\n")).toHaveLength(1)
@@ -262,13 +262,13 @@ describe("cli", { timeout: 60_000 }, () => {
   })
 
   it("transcript prints a readable text form by default", async () => {
-    const run = await cli(["transcript", "--action", "ok"])
+    const run = await cli(["transcript", "--action", ID.ok])
     expect(run.code).toBe(0)
     expect(run.stdout.startsWith("# minidump.ps1 exited with 0\nTranscript started")).toBe(true)
   })
 
   it("link prints the download URL", async () => {
-    const run = await cli(["link", "--action", "ok", "--index", "0"])
+    const run = await cli(["link", "--action", ID.ok, "--index", "0"])
     expect(run.code).toBe(0)
     expect(run.stdout.trim()).toBe(`${base}/blob/ok-0?se=2031-01-01T00%3A00%3A00Z&sp=r&sig=${CANARY_SIG}`)
   })
@@ -276,7 +276,7 @@ describe("cli", { timeout: 60_000 }, () => {
   it("download streams the raw result to --out and leaves no partial file", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mde-cli-"))
     const out = join(dir, "result.bin")
-    const run = await cli(["download", "--action", "file", "--out", out])
+    const run = await cli(["download", "--action", ID.file, "--out", out])
     expect(run.code).toBe(0)
     expect(readFileSync(out).equals(FILE_BYTES)).toBe(true)
     expect(existsSync(`${out}.partial`)).toBe(false)
@@ -285,7 +285,7 @@ describe("cli", { timeout: 60_000 }, () => {
   it("a failed download exits with its code and leaves no file at all", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mde-cli-"))
     const out = join(dir, "result.bin")
-    const run = await cli(["download", "--action", "gone", "--out", out])
+    const run = await cli(["download", "--action", ID.gone, "--out", out])
     expect(run.code).toBe(9)
     expectOneErrorLine(run, "ResultLinkError")
     expect(existsSync(out)).toBe(false)
@@ -298,7 +298,7 @@ describe("cli", { timeout: 60_000 }, () => {
     const victim = join(dir, "victim.txt")
     writeFileSync(victim, "precious")
     symlinkSync(victim, `${out}.partial`)
-    const run = await cli(["download", "--action", "file", "--out", out])
+    const run = await cli(["download", "--action", ID.file, "--out", out])
     expect(run.code).toBe(0)
     expect(readFileSync(victim, "utf8")).toBe("precious")
     expect(lstatSync(out).isSymbolicLink()).toBe(false)
@@ -310,14 +310,14 @@ describe("cli", { timeout: 60_000 }, () => {
     const dir = mkdtempSync(join(tmpdir(), "mde-cli-"))
     const out = join(dir, "result.bin")
     writeFileSync(out, "old")
-    const refused = await cli(["download", "--action", "file", "--out", out])
+    const refused = await cli(["download", "--action", ID.file, "--out", out])
     expect(refused.code).toBe(12)
     expectOneErrorLine(refused, "FileError")
     expect(refused.stderr).toContain("--force")
     expect(readFileSync(out, "utf8")).toBe("old")
     expect(linkHits).toEqual([])
 
-    const forced = await cli(["download", "--action", "file", "--out", out, "--force"])
+    const forced = await cli(["download", "--action", ID.file, "--out", out, "--force"])
     expect(forced.code).toBe(0)
     expect(readFileSync(out).equals(FILE_BYTES)).toBe(true)
 
@@ -325,8 +325,8 @@ describe("cli", { timeout: 60_000 }, () => {
     const link = join(dir, "link.bin")
     writeFileSync(victim, "precious")
     symlinkSync(victim, link)
-    expect((await cli(["download", "--action", "file", "--out", link])).code).toBe(12)
-    expect((await cli(["download", "--action", "file", "--out", link, "--force"])).code).toBe(0)
+    expect((await cli(["download", "--action", ID.file, "--out", link])).code).toBe(12)
+    expect((await cli(["download", "--action", ID.file, "--out", link, "--force"])).code).toBe(0)
     expect(readFileSync(victim, "utf8")).toBe("precious")
     expect(lstatSync(link).isSymbolicLink()).toBe(false)
     expect(readFileSync(link).equals(FILE_BYTES)).toBe(true)
@@ -334,7 +334,7 @@ describe("cli", { timeout: 60_000 }, () => {
   })
 
   it("download --out - streams the raw bytes to stdout", async () => {
-    const run = await cli(["download", "--action", "file", "--out", "-"])
+    const run = await cli(["download", "--action", ID.file, "--out", "-"])
     expect(run.code).toBe(0)
     expect(run.bytes!.equals(FILE_BYTES)).toBe(true)
     expect(run.stderr).toBe(`wrote ${FILE_BYTES.length} bytes to stdout\n`)
@@ -342,21 +342,23 @@ describe("cli", { timeout: 60_000 }, () => {
   })
 
   it("an unknown action is one line on stderr and exit code 6", async () => {
-    const run = await cli(["transcript", "--action", "missing", "--format", "json"])
+    const run = await cli(["transcript", "--action", ID.missing, "--format", "json"])
     expect(run.code).toBe(6)
     expect(run.stdout).toBe("")
-    expectOneErrorLine(run, "NotFound")
+    // Under --format json the error line is JSON (README › CLI).
+    expect(run.stderr.trim().split("\n")).toHaveLength(1)
+    expect(JSON.parse(run.stderr).error).toMatchObject({ tag: "NotFound", exitCode: 6 })
     expect(run.stderr).toContain("req-9")
   })
 
   it("a rejected token is exit code 4", async () => {
-    const run = await cli(["link", "--action", "ok"], { MDE_TOKEN: "wrong-token" })
+    const run = await cli(["link", "--action", ID.ok], { MDE_TOKEN: "wrong-token" })
     expect(run.code).toBe(4)
     expectOneErrorLine(run, "AuthenticationError")
   })
 
   it("a disallowed download host is exit code 8 and is never contacted", async () => {
-    const run = await cli(["transcript", "--action", "ok"], { MDE_DOWNLOAD_HOSTS: "" })
+    const run = await cli(["transcript", "--action", ID.ok], { MDE_DOWNLOAD_HOSTS: "" })
     expect(run.code).toBe(8)
     expectOneErrorLine(run, "DownloadRefused")
   })
@@ -369,7 +371,7 @@ describe("cli", { timeout: 60_000 }, () => {
       })
     })
     linkHits = []
-    const run = await cli(["transcript", "--action", "ok"], { MDE_REDIS_URL: `redis://:redis-canary@127.0.0.1:${port}` })
+    const run = await cli(["transcript", "--action", ID.ok], { MDE_REDIS_URL: `redis://:redis-canary@127.0.0.1:${port}` })
     expect(run.code).toBe(16)
     expectOneErrorLine(run, "RateLimiterUnavailable")
     expect(run.stderr).not.toContain("redis-canary")
@@ -377,7 +379,7 @@ describe("cli", { timeout: 60_000 }, () => {
   })
 
   it("missing configuration is exit code 3", async () => {
-    const run = await cli(["link", "--action", "ok"], { MDE_TOKEN: "" })
+    const run = await cli(["link", "--action", ID.ok], { MDE_TOKEN: "" })
     expect(run.code).toBe(3)
     expect(run.stderr).toContain("AZURE_TENANT_ID")
     expect(run.stderr.trim().split("\n")).toHaveLength(1)
@@ -574,7 +576,7 @@ describe("demo and --simulate", { timeout: 90_000 }, () => {
     const run = await cli(["transcript", "--simulate", "--action", "5e1d0000-0000-4000-8000-000000000002", "--index", "1", "--format", "json"], env)
     expect(run.code).toBe(0)
     expect(JSON.parse(run.stdout)).toMatchObject({ scriptName: "audit.ps1", exitCode: 1, error: "Access is denied.\n" })
-    const missing = await cli(["link", "--simulate", "--action", "nope"], env)
+    const missing = await cli(["link", "--simulate", "--action", "5e1d0000-0000-4000-8000-0000000000ff"], env)
     expect(missing.code).toBe(6)
   })
 })
