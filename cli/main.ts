@@ -165,7 +165,7 @@ const EXAMPLES: Record<string, ReadonlyArray<string>> = {
   ],
   "campaign resume": ["campaign resume --out campaign-1"],
   "campaign status": ["campaign status --out campaign-1", "campaign status --out campaign-1 --format json | jq .succeeded"],
-  simulator: ["simulator --port 8080 > sim.env & sleep 1; . ./sim.env; mde-live-response transcript --action 5e1d0000-0000-4000-8000-000000000001"],
+  simulator: ["simulator > sim.env &   # then: . ./sim.env; mde-live-response transcript --action 5e1d0000-0000-4000-8000-000000000001"],
   doctor: ["doctor", "doctor --format json"]
 }
 
