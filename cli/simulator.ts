@@ -12,6 +12,7 @@ import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect, Either, Option, Redacted, Schedule } from "effect"
 import { DefenderRateLimiter } from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
+import { type Format, formatOption } from "./format.ts"
 
 const { ACTIONS } = DefenderSimulator
 
@@ -27,10 +28,13 @@ export const ACTION_NOTES: ReadonlyArray<readonly [id: string, note: string]> = 
 /** The fleet's size: the seeded `DefenderSimulator.fleet`, the same machine ids on every start. */
 const FLEET_SIZE = 50
 
+/** Live response sessions alive at once: Defender's documented tenant cap. */
+const SESSION_CAP = 50
+
 /** The API's quota (result links, machine actions, lists): Defender's own. */
 const DEFAULT_RATE_LIMITS = "100/1m,1500/1h"
 
-/** Run live response: three times Defender's 10/min, so a campaign over the fleet starts in under two minutes. */
+/** Run live response: three times Defender's 10/min, so a campaign over the fleet (about 45 online) starts in under two minutes. */
 const DEFAULT_RUN_RATE_LIMITS = "30/1m"
 
 const limits = (name: string, fallback: string, what: string) =>
@@ -90,24 +94,34 @@ interface Quotas {
 const quote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`
 
 /**
- * The shell lines: everything `LiveResponse.layerConfig()` and the CLI read, pointed at `url`,
- * the client budgets equal to the simulator's quotas, and what would send a real tenant's
- * token or budget here (`MDE_TOKEN`, `MDE_REDIS_URL`, a `MDE_SCOPE`) unset.
+ * Everything `LiveResponse.layerConfig()` and the CLI read, pointed at `url`, with the client
+ * budgets equal to the simulator's quotas; and what would send a real tenant's token or budget
+ * here (`MDE_TOKEN`, `MDE_REDIS_URL`), or ask for another scope, to unset.
  */
-export const exportLines = (url: string, quotas: Quotas): Array<string> => [
-  `export AZURE_TENANT_ID=${quote(DefenderSimulator.SIMULATED_TENANT)}`,
-  `export AZURE_CLIENT_ID=${quote(DefenderSimulator.SIMULATED_CLIENT_ID)}`,
-  // The simulated app's secret is a public constant of the library.
-  `export AZURE_CLIENT_SECRET=${quote(Redacted.value(DefenderSimulator.SIMULATED_CLIENT_SECRET))}`,
-  `export AZURE_AUTHORITY_HOST=${quote(url)}`,
-  `export MDE_CLOUD=commercial`,
-  `export MDE_API_URL=${quote(url)}`,
-  `export MDE_DOWNLOAD_HOSTS=127.0.0.1`,
-  `export MDE_RATE_LIMITS=${quote(quotas.rateLimits.text)}`,
-  `export MDE_RUN_RATE_LIMITS=${quote(quotas.runRateLimits.text)}`,
-  `unset MDE_TOKEN MDE_SCOPE MDE_REDIS_URL MDE_MACHINE_ACTION_RATE_LIMITS`
-]
+export const environment = (url: string, quotas: Quotas): {
+  readonly set: Readonly<Record<string, string>>
+  readonly unset: ReadonlyArray<string>
+} => ({
+  set: {
+    AZURE_TENANT_ID: DefenderSimulator.SIMULATED_TENANT,
+    AZURE_CLIENT_ID: DefenderSimulator.SIMULATED_CLIENT_ID,
+    // The simulated app's secret is a public constant of the library.
+    AZURE_CLIENT_SECRET: Redacted.value(DefenderSimulator.SIMULATED_CLIENT_SECRET),
+    AZURE_AUTHORITY_HOST: url,
+    MDE_CLOUD: "commercial",
+    MDE_API_URL: url,
+    MDE_DOWNLOAD_HOSTS: "127.0.0.1",
+    MDE_RATE_LIMITS: quotas.rateLimits.text,
+    MDE_RUN_RATE_LIMITS: quotas.runRateLimits.text
+  },
+  unset: ["MDE_TOKEN", "MDE_SCOPE", "MDE_REDIS_URL", "MDE_MACHINE_ACTION_RATE_LIMITS"]
+})
 
+/** The shell lines: an `export` per setting, one `unset`. */
+export const exportLines = (env: ReturnType<typeof environment>): Array<string> => [
+  ...Object.entries(env.set).map(([name, value]) => `export ${name}=${quote(value)}`),
+  `unset ${env.unset.join(" ")}`
+]
 
 /** The `#` lines for a person: what is served, the ready-made ids, some machines, the quotas, how to stop it. */
 export const commentLines = (
@@ -122,9 +136,29 @@ export const commentLines = (
   `# machines (run, campaign): ${machines.length} in all, e.g.`,
   ...showcase(machines).map((m) => `#   ${m.id}  ${m.properties?.computerDnsName ?? ""}  ${behaviour(m)}`),
   "# any script name runs (one whose name has fail or timeout in it fails or times out)",
-  `# quotas: ${quotas.rateLimits.text} for results, machine actions and lists; ${quotas.runRateLimits.text} for run live response; 50 sessions at once`,
+  `# quotas: ${quotas.rateLimits.text} for results, machine actions and lists; ${quotas.runRateLimits.text} for run live response; ${SESSION_CAP} sessions at once`,
   "# Ctrl-C (SIGINT) or SIGTERM stops it"
 ]
+
+/** `--format json`: the same as one JSON object (the settings, the ids, the machines, the quotas). */
+export const jsonLine = (
+  url: string,
+  quotas: Quotas,
+  machines: ReadonlyArray<DefenderSimulator.MachineSpec>
+): string =>
+  JSON.stringify({
+    url,
+    env: environment(url, quotas).set,
+    unset: environment(url, quotas).unset,
+    actions: ACTION_NOTES.map(([id, note]) => ({ id, note })),
+    machines: showcase(machines).map((m) => ({
+      id: m.id,
+      computerDnsName: m.properties?.computerDnsName,
+      note: behaviour(m)
+    })),
+    fleetSize: machines.length,
+    quotas: { rateLimits: quotas.rateLimits.text, runRateLimits: quotas.runRateLimits.text, sessionCap: SESSION_CAP }
+  })
 
 /** `--log`: the requests received so far, one line each, every 200 ms (the query string left out: a link's `sig=`). */
 const logRequests = (sim: DefenderSimulator.DefenderSimulator): Effect.Effect<void> => {
@@ -145,22 +179,18 @@ const logRequests = (sim: DefenderSimulator.DefenderSimulator): Effect.Effect<vo
 interface SimulatorParams extends Quotas {
   readonly port: number
   readonly log: boolean
+  readonly format: Format
 }
 
+/** Serves `sim`; a port that cannot be had (taken, or privileged) is a usage error, which the CLI prints (exit 2). */
 const listening = (sim: DefenderSimulator.DefenderSimulator, port: number) =>
   DefenderSimulator.serve(sim, { port }).pipe(
     Effect.catchAllDefect((defect) =>
-      Effect.zipRight(
-        Effect.sync(() =>
-          process.stderr.write(
-            `error: cannot listen on 127.0.0.1:${port} (${
-              (defect as { readonly code?: string }).code ?? String(defect)
-            }): give another --port, or --port 0 for a free one\n`
-          )
-        ),
-        // Said above; the CLI exits 2 for a usage error without saying it again.
-        Effect.fail(ValidationError.invalidValue(HelpDoc.p(`cannot listen on 127.0.0.1:${port}`)))
-      )
+      Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+        `cannot listen on 127.0.0.1:${port} (${
+          (defect as { readonly code?: string }).code ?? String(defect)
+        }): give another --port, or --port 0 for a free one`
+      )))
     )
   )
 
@@ -169,12 +199,15 @@ const serveUntilStopped = (params: SimulatorParams): Effect.Effect<never, Valida
     const machines = DefenderSimulator.fleet(FLEET_SIZE, { now: Date.now() })
     const sim = yield* DefenderSimulator.make({
       machines,
+      sessionCap: SESSION_CAP,
       rateLimits: params.rateLimits.parsed,
       runLimits: params.runRateLimits.parsed
     })
     const served = yield* listening(sim, params.port)
     // One write, so a file it is redirected to holds all of it or nothing.
-    const text = [...exportLines(served.url, params), ...commentLines(served.url, params, machines)].join("\n")
+    const text = params.format === "json"
+      ? jsonLine(served.url, params, machines)
+      : [...exportLines(environment(served.url, params)), ...commentLines(served.url, params, machines)].join("\n")
     yield* Effect.sync(() => process.stdout.write(`${text}\n`))
     if (params.log) yield* Effect.forkScoped(logRequests(sim))
     // Until SIGINT or SIGTERM interrupts the CLI's main fiber; the scope then stops the server.
@@ -182,11 +215,12 @@ const serveUntilStopped = (params: SimulatorParams): Effect.Effect<never, Valida
   }))
 
 const description = HelpDoc.blocks([
+  HelpDoc.p("serve a simulated tenant on 127.0.0.1 until Ctrl-C; print the shell lines that point the other commands at it"),
   HelpDoc.p(
-    "serve a simulated Defender tenant on 127.0.0.1 until Ctrl-C, and print the shell lines that point the library and the other commands at it (no --simulate needed; its state lasts while it runs)"
+    "stdout: export lines, then # lines (ids, machines, quotas), so `simulator > sim.env &` then `. ./sim.env` works once the file is not empty; its state (the actions run starts) lasts while it runs"
   ),
   HelpDoc.p(
-    `quotas: ${DEFAULT_RATE_LIMITS} for results, machine actions and lists (Defender's own); ${DEFAULT_RUN_RATE_LIMITS} for run live response (Defender: 10/1m); 50 sessions at once; a fleet of ${FLEET_SIZE} machines`
+    `quotas: ${DEFAULT_RATE_LIMITS} for results, machine actions and lists (Defender's own); ${DEFAULT_RUN_RATE_LIMITS} for run live response (3× Defender's 10/1m, so a campaign over the fleet of ${FLEET_SIZE} starts in under two minutes); ${SESSION_CAP} sessions at once`
   ),
   HelpDoc.p("ready-made machine actions (transcript, link, download, batch):"),
   ...ACTION_NOTES.map(([id, note]) => HelpDoc.p(`${id}  ${note}`))
@@ -199,6 +233,7 @@ export const simulator: Command.Command<"simulator", never, ValidationError.Vali
     {
       port,
       log,
+      format: formatOption,
       rateLimits: limits("rate-limits", DEFAULT_RATE_LIMITS, "the quota of results, machine actions and lists"),
       runRateLimits: limits("run-rate-limits", DEFAULT_RUN_RATE_LIMITS, "the quota of run live response")
     },

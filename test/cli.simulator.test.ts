@@ -36,8 +36,11 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string>, input?: s
     if (input !== undefined) child.stdin?.end(input)
   })
 
-/** A simulator process, its stdout once it is complete (the `#` lines end with how to stop it). */
-const startSimulator = (args: ReadonlyArray<string>) => {
+/** The text's last line: stdout is complete. */
+const TEXT_DONE = (out: string) => out.includes("# Ctrl-C (SIGINT) or SIGTERM stops it\n")
+
+/** A simulator process, and its stdout once `done` says it is complete. */
+const startSimulator = (args: ReadonlyArray<string>, done: (stdout: string) => boolean = TEXT_DONE) => {
   const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "simulator", ...args], {
     env: { PATH: process.env.PATH ?? "" }
   })
@@ -50,10 +53,12 @@ const startSimulator = (args: ReadonlyArray<string>) => {
   )
   const ready = new Promise<string>((resolve, reject) => {
     child.stdout!.on("data", () => {
-      if (stdout.includes("# Ctrl-C (SIGINT) or SIGTERM stops it\n")) resolve(stdout)
+      if (done(stdout)) resolve(stdout)
     })
     void exited.then(({ code }) => reject(new Error(`the simulator exited (${code}) before it was ready: ${stderr}`)))
   })
+  // Awaited by the test that started it; an early exit is that test's failure, not an unhandled one.
+  ready.catch(() => {})
   return { child, ready, exited, stderr: () => stderr }
 }
 
@@ -81,7 +86,7 @@ const refused = (port: number) =>
     socket.once("error", () => resolve(true))
   })
 
-describe("simulator", { timeout: 120_000 }, () => {
+describe("simulator", { timeout: 180_000 }, () => {
   let sim: ReturnType<typeof startSimulator>
   let stdout = ""
   /** Only what the simulator's lines set: nothing of this process's own configuration. */
@@ -97,7 +102,7 @@ describe("simulator", { timeout: 120_000 }, () => {
       Object.entries(shell).filter(([k]) => k.startsWith("AZURE_") || k.startsWith("MDE_"))
     )
     port = Number(new URL(env["MDE_API_URL"]!).port)
-  }, 60_000)
+  }, 90_000)
 
   afterAll(() => {
     if (sim.child.exitCode === null) sim.child.kill("SIGKILL")
@@ -165,20 +170,36 @@ describe("simulator", { timeout: 120_000 }, () => {
 
     const again = await cli(["transcript", "--action", line.machineActionId, "--format", "json"], env)
     expect(again.code).toBe(0)
-    expect(JSON.parse(again.stdout)).toEqual({
-      scriptName: "triage.ps1",
-      exitCode: 0,
-      output: line.transcript.output,
-      error: ""
+    // The same transcript run printed: the action the other process started, found in this one.
+    const { error, exitCode, output, scriptName } = line.transcript
+    expect(JSON.parse(again.stdout)).toEqual({ scriptName, exitCode, output, error })
+    expect(output).toContain("triage.ps1")
+  })
+
+  it.concurrent("a port in use is a usage error (2) that says what to do, as JSON under --format json", async () => {
+    const second = await cli(["simulator", "--port", String(port), "--format", "json"], {})
+    expect(second.code).toBe(2)
+    expect(second.stdout).toBe("")
+    expect(JSON.parse(second.stderr)).toEqual({
+      error: {
+        tag: "Usage",
+        message: `cannot listen on 127.0.0.1:${port} (EADDRINUSE): give another --port, or --port 0 for a free one`,
+        exitCode: 2
+      }
     })
   })
 
-  it.concurrent("a port in use is a usage error (2) that says what to do", async () => {
-    const second = await cli(["simulator", "--port", String(port)], {})
-    expect(second.code).toBe(2)
-    expect(second.stderr).toContain(`cannot listen on 127.0.0.1:${port}`)
-    expect(second.stderr).toContain("--port 0")
-    expect(second.stdout).toBe("")
+  it.concurrent("--format json prints the same as one JSON object; SIGTERM stops it with 143", async () => {
+    const other = startSimulator(["--format", "json"], (out) => out.endsWith("\n"))
+    const parsed = JSON.parse(await other.ready)
+    const url = parsed.url as string
+    expect(parsed.env).toEqual({ ...env, AZURE_AUTHORITY_HOST: url, MDE_API_URL: url })
+    expect(parsed.unset).toEqual(["MDE_TOKEN", "MDE_SCOPE", "MDE_REDIS_URL", "MDE_MACHINE_ACTION_RATE_LIMITS"])
+    expect(parsed.actions.map((a: { id: string }) => a.id)).toEqual(Object.values(ACTIONS))
+    expect(parsed.quotas).toEqual({ rateLimits: "100/1m,1500/1h", runRateLimits: "30/1m", sessionCap: 50 })
+    other.child.kill("SIGTERM")
+    expect(await other.exited).toEqual({ code: 143, signal: null })
+    expect(await refused(Number(new URL(url).port))).toBe(true)
   })
 
   it("SIGINT stops it: exit 130, and the port is closed", async () => {
