@@ -27,6 +27,7 @@ import {
   LiveResponse,
   type RateLimiterUnavailable
 } from "../mod.ts"
+import { isGuid } from "./ids.ts"
 
 /** The longest input line accepted; a longer one is answered with `InvalidInput` without being kept in memory. */
 export const MAX_LINE_BYTES: number = 64 * 1024
@@ -120,11 +121,8 @@ const invalid = (line: number, message: string, action: string | null = null): I
   message
 })
 
-/** A machine action id is a GUID: 8-4-4-4-12 hex digits. */
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-/** Whether `text` is a machine action id (a GUID), so nothing is sent for one that cannot be. */
-export const isMachineActionId = (text: string): boolean => GUID.test(text)
+/** Whether `text` is a machine action id (a GUID, as `--action` must be), so nothing is sent for one that cannot be. */
+export const isMachineActionId = (text: string): boolean => text === text.trim() && isGuid(text)
 
 /** The keys a line may name its machine action id under, in the order they are looked at. */
 const ID_KEYS = ["action", "machineActionId", "id"] as const

@@ -24,6 +24,7 @@ import * as DefenderCloud from "./DefenderCloud.ts"
 import { AuthenticationError } from "./DefenderError.ts"
 import * as cache from "./internal/auth/cache.ts"
 import { fromCredentialError } from "./internal/auth/credentialError.ts"
+import { loginMissing } from "./internal/auth/config.ts"
 import * as tokenRequest from "./internal/auth/tokenRequest.ts"
 
 /**
@@ -264,7 +265,7 @@ export const config: {
   token: Config.option(Config.redacted("MDE_TOKEN")),
   tenantId: Config.nonEmptyString("AZURE_TENANT_ID"),
   clientId: Config.nonEmptyString("AZURE_CLIENT_ID"),
-  clientSecret: Config.redacted("AZURE_CLIENT_SECRET"),
+  clientSecret: Config.redacted(Config.nonEmptyString("AZURE_CLIENT_SECRET")),
   cloud: DefenderCloud.config
 }
 
@@ -320,12 +321,17 @@ export const layerConfig = (
       if (Option.isSome(staticToken) && Redacted.value(staticToken.value) !== "") {
         return layerToken(staticToken.value)
       }
-      const options = yield* Config.all({
+      const login = yield* Config.all({
         tenantId: configs?.tenantId ?? config.tenantId,
         clientId: configs?.clientId ?? config.clientId,
-        clientSecret: configs?.clientSecret ?? config.clientSecret,
-        cloud: configs?.cloud ?? config.cloud
-      })
-      return layerClientSecret(options)
+        clientSecret: configs?.clientSecret ?? config.clientSecret
+      }).pipe(
+        Effect.mapError(loginMissing(
+          configs?.tenantId === undefined && configs?.clientId === undefined && configs?.clientSecret === undefined &&
+            configs?.token === undefined
+        ))
+      )
+      const cloud = yield* (configs?.cloud ?? config.cloud)
+      return layerClientSecret({ ...login, cloud })
     })
   )

@@ -11,7 +11,7 @@
  * @since 0.1.0
  */
 import { type FileSystem, HttpClient } from "@effect/platform"
-import { Config, type ConfigError, Context, Duration, Effect, Either, Layer, Option, type Redacted, Schedule, type Stream } from "effect"
+import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, type Redacted, Schedule, type Stream } from "effect"
 import { DefenderAuth } from "./DefenderAuth.ts"
 import * as DefenderCloud from "./DefenderCloud.ts"
 import type { DefenderError } from "./DefenderError.ts"
@@ -418,6 +418,32 @@ const timeoutFromText = (text: string): Duration.Duration => {
   return duration
 }
 
+/** A URL's query, fragment and user info never reach a message (a pasted SAS link carries its `sig=`). */
+const shownEntry = (entry: string): string => entry.replace(/[?#].*$/s, "").replace(/\/\/[^/]*@/, "//")
+
+/**
+ * A host list whose every entry can match: a host name, an IP address or a `*.suffix`
+ * pattern. A URL, a path, a port or a stray `*` would match nothing, silently.
+ */
+const hostListFromText = (
+  name: string,
+  text: string
+): Either.Either<ReadonlyArray<string>, ConfigError.ConfigError> => {
+  const hosts = parseHostList(text)
+  const bad = hosts.find((host) =>
+    /[/?#@\\]/.test(host) ||
+    (host.includes("*") && !/^\*\.[^*]+$/.test(host)) ||
+    /^[^:[\]]+:\d*$/.test(host)
+  )
+  return bad === undefined
+    ? Either.right(hosts)
+    : Either.left(ConfigError.InvalidData(
+      [name],
+      `"${shownEntry(bad)}" is not a host name: list host names or *.suffix patterns, without scheme, port or ` +
+        "path, e.g. *.blob.core.windows.net,127.0.0.1"
+    ))
+}
+
 /**
  * The `Config`s `layerConfig` reads by default: the cloud (`MDE_CLOUD`, `MDE_API_URL`,
  * `MDE_SCOPE`, `AZURE_AUTHORITY_HOST`), `MDE_DOWNLOAD_HOSTS` (a comma list),
@@ -435,7 +461,10 @@ export const config: {
   readonly bodyDeadline: Config.Config<Duration.Duration>
 } = {
   cloud: DefenderCloud.config,
-  downloadHosts: Config.string("MDE_DOWNLOAD_HOSTS").pipe(Config.withDefault(""), Config.map(parseHostList)),
+  downloadHosts: Config.string("MDE_DOWNLOAD_HOSTS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) => hostListFromText("MDE_DOWNLOAD_HOSTS", text))
+  ),
   maxTranscriptBytes: Config.integer("MDE_MAX_TRANSCRIPT_BYTES").pipe(
     Config.validate({ message: "must be a positive integer", validation: (n) => n > 0 }),
     Config.withDefault(DEFAULT_MAX_TRANSCRIPT_BYTES)

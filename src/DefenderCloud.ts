@@ -13,7 +13,7 @@
  * @module
  * @since 0.1.0
  */
-import { Config, ConfigError, Either } from "effect"
+import { Config, ConfigError, Either, type Option } from "effect"
 import { checkSecureUrl } from "./internal/url.ts"
 
 /**
@@ -198,16 +198,21 @@ export const config: Config.Config<DefenderCloud> = Config.all({
   authorityHost: Config.option(Config.nonEmptyString("AZURE_AUTHORITY_HOST")),
   scope: Config.option(Config.nonEmptyString("MDE_SCOPE"))
 }).pipe(
-  Config.mapOrFail(({ apiBaseUrl, authorityHost, name, scope }) =>
-    byName(name).pipe(
-      Either.flatMap((cloud) =>
+  Config.mapOrFail(({ apiBaseUrl, authorityHost, name, scope }) => {
+    // Each error names the variable it comes from.
+    const at = (variable: string) => (message: string) => ConfigError.InvalidData([variable], message)
+    const override = (variable: string, value: Option.Option<string>) =>
+      value._tag === "Some" ? Either.mapLeft(validateBaseUrl(value.value), at(variable)) : Either.right(undefined)
+    return Either.gen(function*() {
+      const cloud = yield* Either.mapLeft(byName(name), at("MDE_CLOUD"))
+      return yield* Either.mapLeft(
         withOverrides(cloud, {
-          apiBaseUrl: apiBaseUrl._tag === "Some" ? apiBaseUrl.value : undefined,
-          authorityHost: authorityHost._tag === "Some" ? authorityHost.value : undefined,
+          apiBaseUrl: yield* override("MDE_API_URL", apiBaseUrl),
+          authorityHost: yield* override("AZURE_AUTHORITY_HOST", authorityHost),
           scope: scope._tag === "Some" ? scope.value : undefined
-        })
-      ),
-      Either.mapLeft((message) => ConfigError.InvalidData([], message))
-    )
-  )
+        }),
+        at("MDE_CLOUD")
+      )
+    })
+  })
 )

@@ -77,7 +77,8 @@ const AADSTS_HINTS: Record<number, string> = {
  * - `TokenRequestFailed`: the Entra ID token endpoint refused the request (wrong secret, unknown app or tenant…).
  * - `TokenEndpointUnreachable`: no usable answer from the token endpoint (network, 5xx, unreadable body).
  * - `CredentialFailed`: a supplied `@azure/identity`-style credential threw or returned no token.
- * - `Unauthorized`: the Defender API answered 401 even with a freshly requested token.
+ * - `Unauthorized`: the Defender API answered 401 even with a freshly requested token, or to a
+ *   static token (`MDE_TOKEN`, `layerToken`; then `staticToken` is true).
  *
  * @since 0.1.0
  * @category models
@@ -103,6 +104,7 @@ export namespace ErrorBases {
     readonly traceId: typeof optionalString
     readonly correlationId: typeof optionalString
     readonly status: typeof optionalNumber
+    readonly staticToken: Schema.optional<typeof Schema.Boolean>
   }> = Schema.TaggedError<AuthenticationError>()("AuthenticationError", {
     reason: Schema.Literal("TokenRequestFailed", "TokenEndpointUnreachable", "CredentialFailed", "Unauthorized"),
     errorCodes: Schema.Array(Schema.Number),
@@ -110,7 +112,9 @@ export namespace ErrorBases {
     description: optionalString,
     traceId: optionalString,
     correlationId: optionalString,
-    status: optionalNumber
+    status: optionalNumber,
+    // `Unauthorized` with a token given as is (`MDE_TOKEN`, `layerToken`), not one the library asked for.
+    staticToken: Schema.optional(Schema.Boolean)
   })
 }
 
@@ -146,7 +150,9 @@ export class AuthenticationError extends ErrorBases.AuthenticationErrorBase {
       case "CredentialFailed":
         return `The supplied credential did not return a token: ${this.description ?? "no token"}${ids}`
       case "Unauthorized":
-        return `The Defender API rejected a freshly issued token (401): check that the token's audience matches the API's cloud (MDE_SCOPE)${ids}`
+        return this.staticToken === true
+          ? `The Defender API rejected the given token (401): it has expired, or was issued for another audience or tenant; get a new token for the API's cloud (MDE_TOKEN, MDE_SCOPE)${ids}`
+          : `The Defender API rejected a freshly issued token (401): check that the token's audience matches the API's cloud (MDE_SCOPE)${ids}`
     }
   }
 }

@@ -297,15 +297,19 @@ export const parseLimits = (text: string): Either.Either<ReadonlyArray<RateLimit
 
 /**
  * Turns a limit list read under `name` (see `parseLimits`) into limits, or a
- * `ConfigError` that names `name` (for `Config.mapOrFail`).
+ * `ConfigError` (for `Config.mapOrFail` right on `Config.string(name)`, which puts
+ * `name` in the error's path: `Invalid data at APP_QUOTA: …`).
  *
  * @since 0.1.0
  * @category config
  */
 export const limitsFromText = (
-  name: string
+  _name: string
 ): (text: string) => Either.Either<ReadonlyArray<RateLimit>, ConfigError.ConfigError> =>
-(text) => Either.mapLeft(parseLimits(text), (message) => ConfigError.InvalidData([name], message))
+(text) =>
+  // The path stays empty: the mapOrFail on `Config.string(name)` prefixes it with `name`
+  // (a path given here would read `APP_QUOTA.APP_QUOTA`).
+  Either.mapLeft(parseLimits(text), (message) => ConfigError.InvalidData([], message))
 
 /**
  * Reads the limits from `MDE_RATE_LIMITS` (default `100/1m,1500/1h`).
@@ -314,8 +318,8 @@ export const limitsFromText = (
  * @category config
  */
 export const config: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MDE_RATE_LIMITS").pipe(
-  Config.withDefault("100/1m,1500/1h"),
-  Config.mapOrFail(limitsFromText("MDE_RATE_LIMITS"))
+  Config.mapOrFail(limitsFromText("MDE_RATE_LIMITS")),
+  Config.withDefault(DEFAULT_LIMITS)
 )
 
 /**
@@ -354,6 +358,21 @@ export interface LayerConfigOptions {
   readonly redisOutageWait?: Config.Config<Duration.Duration> | undefined
 }
 
+/** `MDE_REDIS_URL`: unset or empty (no Redis), or a `redis://` / `rediss://` URL; never echoed (it may hold a password). */
+const redisUrlConfig: Config.Config<Option.Option<Redacted.Redacted<string>>> = Config.option(
+  Config.redacted("MDE_REDIS_URL")
+).pipe(
+  Config.mapOrFail((url) => {
+    const text = Option.isSome(url) ? Redacted.value(url.value).trim() : ""
+    return text === "" || /^rediss?:\/\/[^/?#\s]/i.test(text)
+      ? Either.right(url)
+      : Either.left(ConfigError.InvalidData(
+        ["MDE_REDIS_URL"],
+        "must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379 (or empty for an in-memory budget)"
+      ))
+  })
+)
+
 /** `MDE_REDIS_OUTAGE_WAIT`: `30s`, `500ms`, `2m`, `"30 seconds"`, or `0` for no wait. */
 const outageWaitConfig: Config.Config<Duration.Duration> = Config.string("MDE_REDIS_OUTAGE_WAIT").pipe(
   Config.mapOrFail((text) => {
@@ -362,8 +381,9 @@ const outageWaitConfig: Config.Config<Duration.Duration> = Config.string("MDE_RE
       ? Option.getOrUndefined(Duration.decodeUnknown(text.trim()))
       : Duration.millis(short)
     return duration === undefined || !Duration.isFinite(duration)
+      // `[]`: the error of a mapOrFail right on `Config.string(name)` is prefixed with `name` already.
       ? Either.left(ConfigError.InvalidData(
-        ["MDE_REDIS_OUTAGE_WAIT"],
+        [],
         `must be a duration (30s, 500ms, 2m, 2 minutes, or 0 for no wait), got: ${text}`
       ))
       : Either.right(duration)
@@ -389,7 +409,7 @@ export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<DefenderR
         limits: configs?.limits ?? config,
         runLimits: configs?.runLimits ?? runConfig,
         machineActionLimits: configs?.machineActionLimits ?? Config.succeed(DEFAULT_LIMITS),
-        redis: configs?.redisUrl ?? Config.option(Config.redacted("MDE_REDIS_URL")),
+        redis: configs?.redisUrl ?? redisUrlConfig,
         key: configs?.redisKey ?? Config.string("MDE_REDIS_KEY").pipe(Config.withDefault("mde-live-response")),
         fallback: configs?.redisFallback ??
           Config.literal("none", "memory")("MDE_REDIS_FALLBACK").pipe(Config.withDefault("none" as const)),
@@ -410,6 +430,6 @@ export const layerConfig = (configs?: LayerConfigOptions): Layer.Layer<DefenderR
  * @category config
  */
 export const runConfig: Config.Config<ReadonlyArray<RateLimit>> = Config.string("MDE_RUN_RATE_LIMITS").pipe(
-  Config.withDefault("10/1m"),
-  Config.mapOrFail(limitsFromText("MDE_RUN_RATE_LIMITS"))
+  Config.mapOrFail(limitsFromText("MDE_RUN_RATE_LIMITS")),
+  Config.withDefault(DEFAULT_RUN_LIMITS)
 )

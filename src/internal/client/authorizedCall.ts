@@ -55,13 +55,16 @@ const sendAuthorized = <A>(
         bucket
       )
       if ("value" in outcome) return outcome.value
-      if (renewed || !(yield* ctx.auth.invalidate(token))) {
+      // No other token to be had, on the first try: the token was given as is (MDE_TOKEN).
+      const staticToken = !renewed && !(yield* ctx.auth.invalidate(token))
+      if (renewed || staticToken) {
         const description = outcome.unauthorized.apiMessage
         return yield* new AuthenticationError({
           reason: "Unauthorized",
           status: 401,
           errorCodes: [],
-          ...(description === undefined ? {} : { description })
+          ...(description === undefined ? {} : { description }),
+          ...(staticToken ? { staticToken } : {})
         })
       }
     }
