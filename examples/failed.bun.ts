@@ -3,7 +3,7 @@
  * the given actions concurrently, inside the shared rate budget, and prints one
  * JSON line per failure — a non-zero exit code, or a typed error — and nothing
  * for the ones that succeeded. Exits 1 when something failed, 0 when nothing
- * did, 2 without ids, 3 on a configuration error.
+ * did, 2 without ids, 3 on a configuration error (one `error: …` line).
  *
  *   MDE_TOKEN=… bun examples/failed.bun.ts <machineActionId>...
  *   cut -f1 actions.tsv | bun examples/failed.bun.ts
@@ -57,8 +57,10 @@ const failures = await Effect.forEach(
   Effect.provide(LiveResponse.layerConfig()),
   Effect.provide(FetchHttpClient.layer),
   // Only a configuration error gets here (no MDE_TOKEN nor AZURE_*, a bad MDE_API_URL…).
-  Effect.catchAll((error) => Effect.as(Console.error(`error: ${String(error)}`), -1)),
+  Effect.catchAll((error) => Effect.as(Console.error(`error: configuration: ${String(error)}`), -1)),
+  // A bug is one line too, not a FiberFailure dump.
+  Effect.catchAllDefect((defect) => Effect.as(Console.error(`error: ${defect instanceof Error ? defect.message : String(defect)}`), -2)),
   Effect.runPromise
 )
 
-process.exitCode = failures < 0 ? 3 : failures > 0 ? 1 : 0
+process.exitCode = failures === -1 ? 3 : failures !== 0 ? 1 : 0

@@ -4,6 +4,8 @@
  *
  *   AZURE_TENANT_ID=… AZURE_CLIENT_ID=… AZURE_CLIENT_SECRET=… \
  *     node --import tsx examples/transcripts.ts <machineActionId>...
+ *
+ * Exits 0 once every action has its line, 3 (one `error: …` line) when the configuration is missing or wrong.
  */
 import { FetchHttpClient } from "@effect/platform"
 import { Console, Effect } from "effect"
@@ -25,8 +27,11 @@ const program = Effect.forEach(
 program.pipe(
   Effect.provide(LiveResponse.layerConfig()),
   Effect.provide(FetchHttpClient.layer),
+  // Only a configuration error gets here (no MDE_TOKEN nor AZURE_*, a bad MDE_API_URL…): one line, exit 3.
+  Effect.catchAll((error) => Effect.as(Console.error(`error: configuration: ${String(error)}`), 3)),
+  // A bug is one line too, not a FiberFailure dump.
+  Effect.catchAllDefect((defect) => Effect.as(Console.error(`error: ${defect instanceof Error ? defect.message : String(defect)}`), 1)),
   Effect.runPromise
-).catch((error) => {
-  console.error(String(error))
-  process.exitCode = 1
+).then((code) => {
+  if (code !== undefined) process.exitCode = code
 })
