@@ -217,6 +217,11 @@ export const prepare = (root: CommandInfo, args: ReadonlyArray<string>): Prepare
     rest.push(token)
     if (own !== undefined && own.value !== "" && inline === undefined && i + 1 < args.length) rest.push(args[++i]!)
   }
+  // `--format` written before the command's name goes to the command, when it has one.
+  if (consumedFormat && format !== undefined && node.flags.some((f) => f.name === "format")) {
+    rest.unshift("--format", format)
+    consumedFormat = false
+  }
   // A group alone (`campaign`, or nothing at all) asks what is in it.
   const group = node.children.length > 0 && rest.length === 0 && globals.length === 0 && completions === undefined
   return { path, help: help || group, completions, format, consumedFormat, args: [...path, ...globals, ...rest] }

@@ -121,6 +121,7 @@ describe("cli habits", { timeout: 240_000 }, () => {
     expect(p.help).toBe(false)
     expect(p.args).toEqual(["download", "--log-level", "debug", "--version", "--action", "a", "--out", "--help"])
     expect(Help.prepare(root, ["--log-level=info", "download", "-h"]).help).toBe(true)
+    expect(Help.prepare(root, ["--format", "json", "download", "--out", "x"]).args).toEqual(["download", "--format", "json", "--out", "x"])
     expect(Help.prepare(root, ["download", "--format=json", "--", "--help"])).toMatchObject({
       help: false,
       format: "json",
