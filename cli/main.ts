@@ -136,51 +136,6 @@ const VERSION = "0.1.0"
 
 const run = Command.run(root, { name: Help.BIN, version: VERSION })
 
-/** Examples by command path ("" for the root's), without the bin's name. */
-const EXAMPLES: Record<string, ReadonlyArray<string>> = {
-  "": [
-    "demo",
-    "transcript --simulate --action 5e1d0000-0000-4000-8000-000000000001",
-    "run --machine <machine id> --script collect.ps1 --getfile 'C:\\logs\\app.log' --out results",
-    "batch < requests.jsonl > results.jsonl",
-    "campaign start --machines machines.txt --script collect.ps1 --out campaign-1"
-  ],
-  transcript: [
-    "transcript --simulate --action 5e1d0000-0000-4000-8000-000000000001",
-    "transcript --action <id> --index 1 --format json | jq -r .output"
-  ],
-  link: ["link --action <id> --index 0", "curl -sS \"$(mde-live-response link --action <id>)\" -o result.bin"],
-  download: [
-    "download --simulate --action 5e1d0000-0000-4000-8000-000000000003 --out dump.zip.gz",
-    "download --action <id> --index 1 --out - | gunzip | less"
-  ],
-  batch: ["batch --concurrency 20 < requests.jsonl > results.jsonl", "echo '{\"action\": \"<id>\"}' | mde-live-response batch"],
-  run: [
-    "run --machine <machine id> --script collect.ps1 --args '-Days 3'",
-    "run --machine <machine id> --script collect.ps1 --getfile 'C:\\logs\\app.log' --out results --format json"
-  ],
-  "campaign start": [
-    "campaign start --machines machines.txt --script collect.ps1 --out campaign-1",
-    "campaign start --query \"machineTags/any(t: t eq 'prod')\" --script collect.ps1 --getfile 'C:\\logs\\app.log' --out campaign-2 --max-sessions 20"
-  ],
-  "campaign resume": ["campaign resume --out campaign-1"],
-  "campaign status": ["campaign status --out campaign-1", "campaign status --out campaign-1 --format json | jq .succeeded"],
-  simulator: ["simulator > sim.env &   # then: . ./sim.env; mde-live-response transcript --action 5e1d0000-0000-4000-8000-000000000001"],
-  doctor: ["doctor", "doctor --format json"]
-}
-
-/** The environment variables the help lists; README.md's Configuration section has the details. */
-const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
-  ["AZURE_TENANT_ID", "the tenant; with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, the app registration"],
-  ["MDE_TOKEN", "a bearer token to use instead of the app registration"],
-  ["MDE_CLOUD", "Commercial (default), GCC, GCCHigh, DoD; or MDE_API_URL, AZURE_AUTHORITY_HOST, MDE_SCOPE"],
-  ["MDE_RATE_LIMITS", "the shared budget, e.g. 100/1m,1500/1h (also MDE_RUN_RATE_LIMITS, MDE_MACHINE_ACTION_RATE_LIMITS)"],
-  ["MDE_REDIS_URL", "share the budget between processes through Redis"],
-  ["MDE_TIMEOUT", "how long one request may take (e.g. 30s)"],
-  ["MDE_DOWNLOAD_HOSTS", "the hosts result links may point to"],
-  ["NO_COLOR", "any value: no colour (there is none either when the output is not a terminal)"]
-]
-
 /** Outputs fixed by the command: `--format` may name them, not change them. */
 const FIXED_FORMAT: Readonly<Record<string, Format>> = { batch: "json", demo: "text" }
 
@@ -206,7 +161,7 @@ const fail = (code: number, tag: string, message: string, label: string = tag) =
 const preflight: Effect.Effect<boolean, ValidationError.ValidationError> = Effect.suspend(() => {
   if (prepared.help) {
     process.stdout.write(
-      Help.render(tree, prepared.path, { version: VERSION, exitCodes: EXIT_CODES, examples: EXAMPLES, environment: ENVIRONMENT })
+      Help.render(tree, prepared.path, { version: VERSION, exitCodes: EXIT_CODES, examples: Help.EXAMPLES, environment: Help.ENVIRONMENT })
     )
     return Effect.succeed(true)
   }
@@ -223,6 +178,9 @@ const preflight: Effect.Effect<boolean, ValidationError.ValidationError> = Effec
       return Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--completions must be bash, zsh or fish, got: ${shell}`)))
     }
     return Effect.as(Effect.flatMap(script, (text) => Effect.sync(() => process.stdout.write(`${text}\n`))), true)
+  }
+  if (prepared.consumedFormat && prepared.format !== "json" && prepared.format !== "text") {
+    return Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--format must be json or text, got: ${prepared.format ?? ""}`)))
   }
   const fixed = FIXED_FORMAT[prepared.path[0] ?? ""]
   if (prepared.consumedFormat && fixed !== undefined && prepared.format !== fixed) {
