@@ -202,7 +202,7 @@ const withSimulator = async <A>(
         return { sim, served: yield* DefenderSimulator.serve(sim) }
       }).pipe(Scope.extend(scope))
     )
-    const ids = Array.from({ length: n }, (_, i) => `outage-item-${i}`)
+    const ids = Array.from({ length: n }, (_, i) => `0000beef-0000-4000-8000-${i.toString(16).padStart(12, "0")}`) // batch takes GUIDs only
     for (const id of ids) {
       sim.addTranscripts(id, [JSON.stringify({ script_name: "a.ps1", exit_code: 0, script_output: id, script_errors: "" })])
     }

@@ -48,7 +48,7 @@ const runWorkers = async (env: (n: number) => Record<string, string>) => {
         return { sim, served }
       }).pipe(Scope.extend(scope))
     )
-    const ids = Array.from({ length: WORKERS * PER_WORKER }, (_, i) => `worker-item-${i}`)
+    const ids = Array.from({ length: WORKERS * PER_WORKER }, (_, i) => `0000beef-0000-4000-8000-${i.toString(16).padStart(12, "0")}`) // batch takes GUIDs only
     for (const id of ids) {
       sim.addTranscripts(id, [JSON.stringify({ script_name: "a.ps1", exit_code: 0, script_output: id, script_errors: "" })])
     }
