@@ -35,7 +35,7 @@ describe.each(pages)("%s", (page) => {
 
 describe("the commands the pages show", () => {
   const main = readFileSync("cli/main.ts", "utf8") + readdirSync("cli").map((f) => readFileSync(join("cli", f), "utf8")).join("\n")
-  const known = new Set([...main.matchAll(/Command\.make\(\s*"([a-z-]+)"/g)].map((match) => match[1]!))
+  const known = new Set([...main.matchAll(/Command\s*\.make\(\s*"([a-z-]+)"/g)].map((match) => match[1]!))
 
   it.each(pages)("%s names only commands the CLI has", (page) => {
     // A command line: at a line's start, after `npx `, a pipe, `$(` or an opening backtick.
