@@ -152,6 +152,8 @@ export interface Prepared {
   /** The command's path below the root (`["campaign", "start"]`), as far as it was given. */
   readonly path: ReadonlyArray<string>
   readonly help: boolean
+  /** `--version` was given (anywhere a built-in may be). */
+  readonly version: boolean
   readonly completions: string | undefined
   /** The last `--format`'s value, if any (whichever command it was given to). */
   readonly format: string | undefined
@@ -178,6 +180,7 @@ export const prepare = (root: CommandInfo, args: ReadonlyArray<string>): Prepare
   const rest: Array<string> = []
   let node = root
   let help = false
+  let version = false
   let completions: string | undefined
   let format: string | undefined
   let consumedFormat = false
@@ -191,6 +194,7 @@ export const prepare = (root: CommandInfo, args: ReadonlyArray<string>): Prepare
     if (GLOBAL_FLAGS.has(name) && inline === undefined) {
       if (name === "--help" || name === "-h") help = true
       else globals.push(name)
+      if (name === "--version") version = true
       continue
     }
     if (GLOBAL_VALUED.has(name)) {
@@ -224,7 +228,7 @@ export const prepare = (root: CommandInfo, args: ReadonlyArray<string>): Prepare
   }
   // A group alone (`campaign`, or nothing at all) asks what is in it.
   const group = node.children.length > 0 && rest.length === 0 && globals.length === 0 && completions === undefined
-  return { path, help: help || group, completions, format, consumedFormat, args: [...path, ...globals, ...rest] }
+  return { path, help: help || group, version, completions, format, consumedFormat, args: [...path, ...globals, ...rest] }
 }
 
 // ---------------------------------------------------------------------------
@@ -268,7 +272,7 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<string>>> = {
 export const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["AZURE_TENANT_ID", "the tenant; with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, the app registration"],
   ["MDE_TOKEN", "a bearer token to use instead of the app registration"],
-  ["MDE_CLOUD", "Commercial (default), GCC, GCCHigh, DoD; or MDE_API_URL, AZURE_AUTHORITY_HOST, MDE_SCOPE"],
+  ["MDE_CLOUD", "commercial (default), us, eu, uk, au, swa, ina, aea, gcc, gcc-high, dod; or MDE_API_URL, AZURE_AUTHORITY_HOST, MDE_SCOPE"],
   ["MDE_RATE_LIMITS", "the shared budget, e.g. 100/1m,1500/1h (also MDE_RUN_RATE_LIMITS, MDE_MACHINE_ACTION_RATE_LIMITS)"],
   ["MDE_REDIS_URL", "share the budget between processes through Redis"],
   ["MDE_TIMEOUT", "how long one request may take (e.g. 30s)"],

@@ -165,6 +165,11 @@ const preflight: Effect.Effect<boolean, ValidationError.ValidationError> = Effec
     )
     return Effect.succeed(true)
   }
+  if (prepared.version && !prepared.help) {
+    // @effect/cli's own answer ends with an empty line; a version is one line.
+    process.stdout.write(`${VERSION}\n`)
+    return Effect.succeed(true)
+  }
   if (prepared.completions !== undefined) {
     const shell = prepared.completions
     const script = shell === "bash" || shell === "sh"
