@@ -34,7 +34,7 @@ const SESSION_CAP = 50
 /** The API's quota (result links, machine actions, lists): Defender's own. */
 const DEFAULT_RATE_LIMITS = "100/1m,1500/1h"
 
-/** Run live response: three times Defender's 10/min, so a campaign over the fleet (about 45 online) starts in under two minutes. */
+/** Run live response: three times Defender's 10/min, so the quota holds a campaign over the fleet's 45 online machines for 1.5 min, not 4.5. */
 const DEFAULT_RUN_RATE_LIMITS = "30/1m"
 
 const limits = (name: string, fallback: string, what: string) =>
@@ -220,7 +220,7 @@ const description = HelpDoc.blocks([
     "stdout: export lines, then # lines (ids, machines, quotas), so `simulator > sim.env &` then `. ./sim.env` works once the file is not empty; its state (the actions run starts) lasts while it runs"
   ),
   HelpDoc.p(
-    `quotas: ${DEFAULT_RATE_LIMITS} for results, machine actions and lists (Defender's own); ${DEFAULT_RUN_RATE_LIMITS} for run live response (3× Defender's 10/1m, so a campaign over the fleet of ${FLEET_SIZE} starts in under two minutes); ${SESSION_CAP} sessions at once`
+    `quotas: ${DEFAULT_RATE_LIMITS} for results, machine actions and lists (Defender's own); ${DEFAULT_RUN_RATE_LIMITS} for run live response (3× Defender's 10/1m: the quota holds a campaign over the fleet's 45 online machines for 1.5 min, not 4.5); ${SESSION_CAP} sessions at once`
   ),
   HelpDoc.p("ready-made machine actions (transcript, link, download, batch):"),
   ...ACTION_NOTES.map(([id, note]) => HelpDoc.p(`${id}  ${note}`))
