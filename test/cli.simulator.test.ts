@@ -13,6 +13,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { failuresStep, layerSimulated, transcriptsStep } from "../cli/demo.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import { CLI } from "./utils/cli.ts"
 
 const { ACTIONS } = DefenderSimulator
 const GUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/
@@ -28,7 +29,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string>, input?: s
   new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", ...args],
+      [...CLI, ...args],
       { env: { PATH: process.env.PATH ?? "", ...env } },
       (error, stdout, stderr) =>
         resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : null, stdout, stderr })
@@ -41,7 +42,7 @@ const TEXT_DONE = (out: string) => out.includes("# Ctrl-C (SIGINT) or SIGTERM st
 
 /** A simulator process, and its stdout once `done` says it is complete. */
 const startSimulator = (args: ReadonlyArray<string>, done: (stdout: string) => boolean = TEXT_DONE) => {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "simulator", ...args], {
+  const child: ChildProcess = spawn(process.execPath, [...CLI, "simulator", ...args], {
     env: { PATH: process.env.PATH ?? "" }
   })
   let stdout = ""
@@ -105,7 +106,7 @@ describe("simulator", { timeout: 180_000 }, () => {
   }, 90_000)
 
   afterAll(() => {
-    if (sim.child.exitCode === null) sim.child.kill("SIGKILL")
+    if (sim.child.exitCode === null && sim.child.signalCode === null) sim.child.kill("SIGKILL")
   })
 
   it("prints export lines a POSIX shell sources, then # lines with the ready-made ids", () => {
@@ -191,15 +192,19 @@ describe("simulator", { timeout: 180_000 }, () => {
 
   it.concurrent("--format json prints the same as one JSON object; SIGTERM stops it with 143", async () => {
     const other = startSimulator(["--format", "json"], (out) => out.endsWith("\n"))
-    const parsed = JSON.parse(await other.ready)
-    const url = parsed.url as string
-    expect(parsed.env).toEqual({ ...env, AZURE_AUTHORITY_HOST: url, MDE_API_URL: url })
-    expect(parsed.unset).toEqual(["MDE_TOKEN", "MDE_SCOPE", "MDE_REDIS_URL", "MDE_MACHINE_ACTION_RATE_LIMITS"])
-    expect(parsed.actions.map((a: { id: string }) => a.id)).toEqual(Object.values(ACTIONS))
-    expect(parsed.quotas).toEqual({ rateLimits: "100/1m,1500/1h", runRateLimits: "30/1m", sessionCap: 50 })
-    other.child.kill("SIGTERM")
-    expect(await other.exited).toEqual({ code: 143, signal: null })
-    expect(await refused(Number(new URL(url).port))).toBe(true)
+    try {
+      const parsed = JSON.parse(await other.ready)
+      const url = parsed.url as string
+      expect(parsed.env).toEqual({ ...env, AZURE_AUTHORITY_HOST: url, MDE_API_URL: url })
+      expect(parsed.unset).toEqual(["MDE_TOKEN", "MDE_SCOPE", "MDE_REDIS_URL", "MDE_MACHINE_ACTION_RATE_LIMITS"])
+      expect(parsed.actions.map((a: { id: string }) => a.id)).toEqual(Object.values(ACTIONS))
+      expect(parsed.quotas).toEqual({ rateLimits: "100/1m,1500/1h", runRateLimits: "30/1m", sessionCap: 50 })
+      other.child.kill("SIGTERM")
+      expect(await other.exited).toEqual({ code: 143, signal: null })
+      expect(await refused(Number(new URL(url).port))).toBe(true)
+    } finally {
+      if (other.child.exitCode === null && other.child.signalCode === null) other.child.kill("SIGKILL")
+    }
   })
 
   it("SIGINT stops it: exit 130, and the port is closed", async () => {
