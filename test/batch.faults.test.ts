@@ -17,6 +17,7 @@ import * as DefenderAuth from "../src/DefenderAuth.ts"
 import * as DefenderClient from "../src/DefenderClient.ts"
 import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import { CLI } from "./utils/cli.ts"
 
 const ACTIONS = 50
 const PER_ACTION = 10
@@ -49,7 +50,7 @@ const batch = (input: string, args: ReadonlyArray<string>, env: Record<string, s
     let hung = false
     const child = execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", "batch", ...args],
+      [...CLI, "batch", ...args],
       { env: { PATH: process.env.PATH ?? "", ...env }, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         clearTimeout(watchdog)

@@ -18,6 +18,7 @@ import {
   statusText,
   type ViewUpdate
 } from "../cli/campaignView.ts"
+import { CLI } from "./utils/cli.ts"
 
 // ---------------------------------------------------------------------------
 // Pure parts: the machine list, the view, the outcome, the status
@@ -158,7 +159,7 @@ interface Ran {
 }
 
 const spawnCli = (args: ReadonlyArray<string>, input?: string) => {
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", ...args], { env: ENV })
+  const child: ChildProcess = spawn(process.execPath, [...CLI, ...args], { env: ENV })
   let stdout = ""
   let stderr = ""
   child.stdout!.on("data", (d: Buffer) => {

@@ -8,6 +8,7 @@ import { execFile } from "node:child_process"
 import { Buffer } from "node:buffer"
 import { clockSkew, diagnose, PERMISSIONS, readClaims, readSetup, renderText, type Report, simulatedSetup } from "../cli/doctor.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
+import { CLI } from "./utils/cli.ts"
 
 const API = "https://api.security.microsoft.com"
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url")
@@ -275,7 +276,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string>) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", ...args],
+      [...CLI, ...args],
       { env: { PATH: process.env.PATH ?? "", ...env }, timeout: 60_000 },
       (error, stdout, stderr) => resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? null, stdout, stderr })
     )

@@ -18,6 +18,7 @@ import { colorEnabled, errorLine, stripColor } from "../cli/format.ts"
 import * as Help from "../cli/help.ts"
 import { isGuid, machineActionId } from "../cli/ids.ts"
 import { ACTIONS } from "../src/testing/DefenderSimulator.ts"
+import { CLI } from "./utils/cli.ts"
 
 interface Run {
   readonly code: number
@@ -30,7 +31,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, inpu
   new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", ...args],
+      [...CLI, ...args],
       { env: { PATH: process.env.PATH ?? "", ...env }, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) =>
         resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })
@@ -42,7 +43,7 @@ const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, inpu
 /** The CLI with its stdout's reader gone before anything is written: every write meets EPIPE. */
 const closedStdout = (args: ReadonlyArray<string>, stdin: "ignore" | number = "ignore") =>
   new Promise<{ code: number | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", ...args], {
+    const child = spawn(process.execPath, [...CLI, ...args], {
       stdio: [stdin, "pipe", "pipe"],
       env: { PATH: process.env.PATH ?? "" }
     })

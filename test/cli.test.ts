@@ -13,6 +13,7 @@ import { join } from "node:path"
 import { formatDuration, MAX_LINE_BYTES, parseLine, splitLines, statusLine } from "../cli/batch.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { CANARY_SIG, CANARY_TOKEN, SEED_TRANSCRIPT } from "./utils/fake.ts"
+import { CLI } from "./utils/cli.ts"
 
 const FILE_BYTES = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7) % 256))
 let server: Server
@@ -115,7 +116,7 @@ const cli = (
   new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ["--import", "tsx", script, ...args],
+      [...(script === "cli/main.ts" ? CLI : ["--import", "tsx", script]), ...args],
       {
         env: {
           PATH: process.env.PATH ?? "",
@@ -234,7 +235,7 @@ const until = (condition: () => boolean, ms = 30_000): Promise<void> =>
 const spawnRun = (env: Record<string, string>) => {
   const child: ChildProcess = spawn(
     process.execPath,
-    ["--import", "tsx", "cli/main.ts", "run", "--machine", "m1", "--script", "a.ps1", "--interval", "1"],
+    [...CLI, "run", "--machine", "m1", "--script", "a.ps1", "--interval", "1"],
     { env: { PATH: process.env.PATH ?? "", ...env } }
   )
   let stderr = ""
@@ -610,7 +611,7 @@ describe("run", { timeout: 90_000 }, () => {
       }).pipe(Scope.extend(scope))
     )
     try {
-      const child = spawn(process.execPath, ["--import", "tsx", "cli/main.ts", "run", "--machine", "m1", "--script", "a.ps1", "--interval", "1"], {
+      const child = spawn(process.execPath, [...CLI, "run", "--machine", "m1", "--script", "a.ps1", "--interval", "1"], {
         env: {
           PATH: process.env.PATH ?? "",
           MDE_API_URL: served.url,

@@ -96,6 +96,15 @@ describe("the npm tarball", () => {
     expect(stdout.trim()).toBe(version)
   }, 60_000)
 
+  it("answers as `npm run --silent cli --` does from a checkout (cli/main.ts through tsx)", async () => {
+    const [installed, checkout] = await Promise.all([
+      cli(["--help"]),
+      exec(npm, ["run", "--silent", "cli", "--", "--help"], { env: cleanEnv() })
+    ])
+    expect(installed.stdout).toContain("Usage: mde-live-response <command>")
+    expect(installed.stdout).toBe(checkout.stdout)
+  }, 60_000)
+
   it("serves the simulator; transcript against its exports decodes the ready-made RunScript result", async () => {
     const { child, env } = await startSimulator()
     try {

@@ -15,6 +15,7 @@ import * as DefenderRateLimiter from "../src/DefenderRateLimiter.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { freePort } from "../scripts/redis.ts"
 import { needServerBinary } from "./utils/servers.ts"
+import { CLI } from "./utils/cli.ts"
 
 const redisServer = needServerBinary("redis")
 
@@ -171,7 +172,7 @@ const batch = (
   new Promise<Run>((resolve) => {
     const child = execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", "batch", "--concurrency", "20"],
+      [...CLI, "batch", "--concurrency", "20"],
       { env: { PATH: process.env.PATH ?? "", ...env }, encoding: "utf8", maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) => {
         clearTimeout(watchdog)

@@ -11,6 +11,7 @@ import { execFile } from "node:child_process"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { maxInWindow } from "../bench/windows.ts"
 import { needServer } from "./utils/servers.ts"
+import { CLI } from "./utils/cli.ts"
 
 const redis = needServer("redis")
 const url = redis.url
@@ -28,7 +29,7 @@ const worker = (input: string, env: Record<string, string>): Promise<Worker> =>
   new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ["--import", "tsx", "cli/main.ts", "batch", "--concurrency", "20"],
+      [...CLI, "batch", "--concurrency", "20"],
       { env: { PATH: process.env.PATH ?? "", ...env }, maxBuffer: 16 * 1024 * 1024 },
       (error, stdout, stderr) =>
         resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })

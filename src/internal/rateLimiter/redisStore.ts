@@ -120,7 +120,10 @@ export const connect = (url: string, options: {
 }): Effect.Effect<RedisConnection> =>
   Effect.gen(function*() {
     // Loaded on demand: ioredis is only needed by those who use the Redis budget.
-    const { Redis: RedisClient } = yield* Effect.promise(() => import("ioredis"))
+    const { Redis: RedisClient } = yield* Effect.tryPromise({
+      try: () => import("ioredis"),
+      catch: () => new Error("a rate budget on Redis needs the ioredis package, an optional peer: npm install ioredis@5")
+    }).pipe(Effect.orDie)
     const redisOptions: RedisOptions = {
       lazyConnect: true,
       // A command while disconnected fails at once instead of queueing without limit.
