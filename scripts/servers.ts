@@ -1,6 +1,6 @@
 /**
- * The servers some tests and benchmarks need (Redis now; PostgreSQL would be one more
- * entry in `SERVERS`), how to find one, and the one line printed when none is there.
+ * The servers some tests and benchmarks need (Redis, PostgreSQL), how to find one, and the
+ * one line printed when none is there.
  *
  * A server is found from its URL variable (`MDE_TEST_REDIS_URL`), else from its binary on
  * the PATH (started on a free loopback port, stopped afterwards). With neither, the tests
@@ -11,6 +11,7 @@
  * benchmarks all use it.
  */
 import { spawnSync } from "node:child_process"
+import { startPostgres } from "./postgres.ts"
 import { startRedis } from "./redis.ts"
 
 /** A server some tests need. */
@@ -32,7 +33,7 @@ export interface RunningServer {
   readonly stop: () => Promise<void>
 }
 
-export const SERVERS: { readonly redis: Server } = {
+export const SERVERS: { readonly redis: Server; readonly postgres: Server } = {
   redis: {
     title: "Redis",
     binary: "redis-server",
@@ -40,6 +41,15 @@ export const SERVERS: { readonly redis: Server } = {
     exampleUrl: "redis://127.0.0.1:6379",
     install: "apt-get install redis-server",
     start: startRedis
+  },
+  postgres: {
+    title: "PostgreSQL",
+    // initdb and postgres are taken from the folder the PATH's pg_ctl is in (scripts/postgres.ts).
+    binary: "pg_ctl",
+    urlVariable: "MDE_TEST_POSTGRES_URL",
+    exampleUrl: "postgres://postgres@127.0.0.1:5432/postgres",
+    install: "apt-get install postgresql, with /usr/lib/postgresql/<version>/bin on the PATH",
+    start: startPostgres
   }
 }
 

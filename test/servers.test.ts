@@ -59,16 +59,15 @@ describe("tests that need a server, on a machine without it", () => {
   }, 120_000)
 
   it("a URL but no redis-server: the file that starts its own is skipped, and says only installing helps", async () => {
-    // Nothing listens there; the skipped file never connects.
-    const run = await vitest(["test/redis.outage.test.ts"], { MDE_TEST_REDIS_URL: "redis://127.0.0.1:9" })
+    // Nothing listens there; the skipped file never connects. PostgreSQL is given a URL too, so
+    // that under MDE_REQUIRE_SERVERS=1 only Redis's binary is missing.
+    const urls = { MDE_TEST_REDIS_URL: "redis://127.0.0.1:9", MDE_TEST_POSTGRES_URL: "postgres://127.0.0.1:9/none" }
+    const run = await vitest(["test/redis.outage.test.ts"], urls)
     expect(skipLines(run.output)).toEqual([
       "skipped 1 Redis test file: no redis-server on the PATH (apt-get install redis-server)"
     ])
     expect(run.code).toBe(0)
-    const required = await vitest(["test/redis.outage.test.ts"], {
-      MDE_TEST_REDIS_URL: "redis://127.0.0.1:9",
-      MDE_REQUIRE_SERVERS: "1"
-    })
+    const required = await vitest(["test/redis.outage.test.ts"], { ...urls, MDE_REQUIRE_SERVERS: "1" })
     expect(required.output).toContain("MDE_REQUIRE_SERVERS=1 and the tests need Redis: no redis-server on the PATH")
     expect(required.code).not.toBe(0)
   }, 180_000)
