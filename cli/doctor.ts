@@ -8,13 +8,14 @@
  * command needs; 11 when the API could not be reached. The token is decoded (its payload,
  * no signature check) but never printed, nor any secret.
  */
-import { Command, Options } from "@effect/cli"
+import { Command } from "@effect/cli"
 import { FetchHttpClient, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Clock, Config, ConfigError, Console, Effect, Either, Layer, Option, Redacted } from "effect"
 import { Buffer } from "node:buffer"
 import { AuthenticationError, DefenderAuth, DefenderCloud, HttpError, PermissionDenied } from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
 import { simulate } from "./batch.ts"
+import { formatOption } from "./format.ts"
 
 // ---------------------------------------------------------------------------
 // What each call needs (API-FACTS.md's table; a role in `anyOf` is enough)
@@ -227,8 +228,10 @@ export interface Setup {
   readonly warnings: ReadonlyArray<string>
 }
 
+// The error line main prints adds the --simulate hint to a missing setting itself; the report says it here.
 const TO_SET =
-  "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (an app registration's client secret), or MDE_TOKEN (a bearer token), or use --simulate"
+  "set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (an app registration's client secret), or MDE_TOKEN (a bearer token)"
+const OR_SIMULATE = ", or use --simulate"
 
 /** Reads the settings from the configuration (the environment), as `LiveResponse.layerConfig()` does. */
 export const readSetup: Effect.Effect<Setup> = Effect.gen(function*() {
@@ -281,14 +284,14 @@ export const readSetup: Effect.Effect<Setup> = Effect.gen(function*() {
   }
   const missing = LOGIN_NAMES.filter((n) => !values.has(n))
   if (missing.length > 0) {
-    const line = `${missing.join(", ")} not set: ${TO_SET}`
+    const message = `${missing.join(", ")} not set: ${TO_SET}`
     return {
       source: "configuration",
       settings,
       cloud: cloud.right,
       login: undefined,
       auth: undefined,
-      problem: { error: ConfigError.MissingData([missing[0]!], line), line },
+      problem: { error: ConfigError.MissingData([missing[0]!], message), line: `${message}${OR_SIMULATE}` },
       warnings
     }
   }
@@ -403,7 +406,7 @@ export const diagnose = (setup: Setup): Effect.Effect<Report, never, HttpClient.
     }
     const warnings = [...setup.warnings]
     if (setup.problem !== undefined || setup.auth === undefined || setup.cloud === undefined) {
-      const line = setup.problem?.line ?? TO_SET
+      const line = setup.problem?.line ?? `${TO_SET}${OR_SIMULATE}`
       return { ...base, ok: false, exitCode: EXIT.config, problems: [line], warnings }
     }
     const token = yield* Effect.flatMap(DefenderAuth.DefenderAuth, (auth) => auth.token).pipe(
@@ -590,18 +593,13 @@ const failureOf = (report: Report): ConfigError.ConfigError | AuthenticationErro
   }
 }
 
-const format = Options.choice("format", ["json", "text"]).pipe(
-  Options.withDefault("text"),
-  Options.withDescription("text (default) or json: the whole report as one object")
-)
-
 /** `doctor [--format json|text] [--simulate]`. */
 export const doctor: Command.Command<
   "doctor",
   never,
   ConfigError.ConfigError | AuthenticationError | PermissionDenied | HttpError,
   { readonly format: "json" | "text"; readonly simulate: boolean }
-> = Command.make("doctor", { format, simulate }, ({ format, simulate }) =>
+> = Command.make("doctor", { format: formatOption, simulate }, ({ format, simulate }) =>
   Effect.gen(function*() {
     const report = simulate
       ? yield* Effect.flatMap(DefenderSimulator.make(), (sim) =>

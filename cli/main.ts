@@ -165,7 +165,7 @@ const preflight: Effect.Effect<boolean, ValidationError.ValidationError> = Effec
     )
     return Effect.succeed(true)
   }
-  if (prepared.version && !prepared.help) {
+  if (prepared.version) {
     // @effect/cli's own answer ends with an empty line; a version is one line.
     process.stdout.write(`${VERSION}\n`)
     return Effect.succeed(true)

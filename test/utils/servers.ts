@@ -21,6 +21,7 @@ export interface Needed {
 
 const skipping = (mark: SkipMark, why: string): Needed => {
   if (serversRequired()) throw new Error(requiredLine(mark.server, why, mark.binary))
+  // Skipped on purpose: a placeholder that makes the skip visible in the run's report.
   // vitest 3 copies a test's `meta` option onto its task (not in the option's type); the
   // test in test/servers.test.ts fails if that stops.
   it.skip(`needs ${SERVERS[mark.server].title}: ${why}`, { meta: { skippedFor: mark } } as TestOptions, () => {})
