@@ -582,7 +582,8 @@ const failureOf = (report: Report): ConfigError.ConfigError | AuthenticationErro
       return undefined
     case EXIT.config: {
       const missing = report.settings.find((s) => LOGIN_NAMES.some((n) => n === s.name) && !s.set)?.name ?? "MDE_TOKEN"
-      return ConfigError.MissingData([missing], line)
+      // main adds the --simulate hint to a missing setting's error line itself.
+      return ConfigError.MissingData([missing], line.endsWith(OR_SIMULATE) ? line.slice(0, -OR_SIMULATE.length) : line)
     }
     case EXIT.auth:
       return new TokenRefused({ reason: "Unauthorized", errorCodes: [], description: line })
