@@ -52,7 +52,11 @@ export const cancelOnce: ActionStep<string> = (ctx, machineId, machineActionId, 
     ctx.cancelled.add(machineActionId)
     const answer = yield* Effect.either(ctx.client.cancelMachineAction(machineActionId, ctx.comment))
     if (answer._tag === "Left") {
-      yield* Effect.logWarning(`campaign: cancel of action ${machineActionId}: ${answer.left._tag}`)
+      // Defender refuses the cancel of an action that has ended meanwhile (400 InvalidRequest,
+      // "Machine action is already …"): a race, not a fault; the next poll records how it ended.
+      const ended = answer.left._tag === "HttpError" && answer.left.status === 400
+      const log = ended ? Effect.logDebug : Effect.logWarning
+      yield* log(`campaign: cancel of action ${machineActionId}: ${ended ? "it had already ended" : answer.left._tag}`)
       return
     }
     yield* observe(ctx, machineId, answer.right, collectNow)
