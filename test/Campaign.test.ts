@@ -1,6 +1,7 @@
 // The campaign engine against the in-process simulator: real temporary folders (the folder store), but no real timers — every wait is the TestClock.
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Stream } from "effect"
+import { existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import * as Campaign from "../src/Campaign.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
@@ -154,5 +155,29 @@ describe("Campaign", () => {
       expect(Exit.isSuccess(done)).toBe(true)
       expect(manifestOf(dir).map((e) => e.status)).toEqual(slow.map(() => "Succeeded"))
       expect(sim.received.filter((r) => r.endpoint === "cancel").length).toBe(2)
+    }), { timeout: 60_000 })
+
+  it.effect("an interruption during a submit in flight waits for its answer: the action is journaled and gets its cancel", () =>
+    Effect.gen(function*() {
+      // Every answer takes 20 s (simulated), so the interrupt lands while the run call is out.
+      const sim = yield* DefenderSimulator.make({ machines: slow, faults: { latency: "20 seconds" } })
+      const dir = tempDir()
+      const journal = () => readFileSync(join(dir, "journal.jsonl"), "utf8")
+      const fiber = yield* Effect.fork(
+        Stream.runDrain(Campaign.start({ ...slowDefinition, maxSessions: 1 })).pipe(
+          Effect.provide(layerFor(clientLayer(sim), dir))
+        )
+      )
+      yield* driveUntil(() => existsSync(join(dir, "journal.jsonl")) && journal().includes('"Submitting"'), { step: "1 second" })
+      expect(sim.count("runLiveResponse", 201)).toBe(0)
+      yield* Fiber.interruptFork(fiber)
+      const exit = yield* drive(fiber, { step: "1 second" })
+      expect(Exit.isInterrupted(exit)).toBe(true)
+      expect(sim.count("runLiveResponse", 201)).toBe(1)
+      const submitted = journal().split("\n").filter((l) => l.includes('"Submitted"')).map((l) => JSON.parse(l))
+      expect(submitted).toHaveLength(1)
+      const cancels = sim.received.filter((r) => r.endpoint === "cancel")
+      expect(cancels).toHaveLength(1)
+      expect(cancels[0]!.url).toContain(submitted[0].machineActionId)
     }), { timeout: 60_000 })
 })

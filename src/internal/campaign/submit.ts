@@ -11,7 +11,8 @@
  *
  * @internal
  */
-import { Effect } from "effect"
+import { Effect, type Either, Fiber, Option } from "effect"
+import type { MachineAction } from "../../MachineAction.ts"
 import type { DefenderError } from "../../DefenderError.ts"
 import { type Ctx, aliveCount, inPhase, now, notRun, record } from "./context.ts"
 import type { CampaignStoreError } from "./error.ts"
@@ -49,13 +50,11 @@ export const decide = (e: DefenderError, interval: number): Decision => {
   }
 }
 
-/** Submits one machine; fails only on the store or a credential that cannot work. */
-const submitOne = (ctx: Ctx, machineId: string, attempt: number): Effect.Effect<void, CampaignStoreError | DefenderError> =>
+type Answer = Either.Either<MachineAction, DefenderError>
+
+/** Records what the run call answered. */
+const recordAnswer = (ctx: Ctx, machineId: string, answer: Answer): Effect.Effect<void, CampaignStoreError | DefenderError> =>
   Effect.gen(function*() {
-    yield* record(ctx, { _tag: "Submitting", machineId, attempt, at: yield* now })
-    const answer = yield* Effect.either(
-      ctx.client.runLiveResponse({ machineId, commands: ctx.definition.commands, comment: ctx.comment })
-    )
     const at = yield* now
     if (answer._tag === "Right") {
       return yield* record(ctx, { _tag: "Submitted", machineId, machineActionId: answer.right.id, at })
@@ -72,6 +71,43 @@ const submitOne = (ctx: Ctx, machineId: string, attempt: number): Effect.Effect<
         yield* Effect.logWarning(`campaign: submit on machine ${machineId} has an unknown outcome (${answer.left._tag}); adopting next tick`)
     }
   })
+
+/**
+ * How long an interruption waits for a submit in flight. A run call the service has received
+ * creates an action whether or not anyone reads the answer: interrupted mid-call, the action
+ * would run with nobody to cancel it, its id known only after a resume's adopt. So an
+ * interruption first waits (up to this long) for the answer and records it; the
+ * interruption's cancels then include its action. Unanswered by then, the call is stopped and
+ * the machine stays `Submitting` for the adopt step.
+ */
+const SUBMIT_WAIT = "30 seconds"
+
+const onInterruptedSubmit = (ctx: Ctx, machineId: string, call: Fiber.RuntimeFiber<Answer>): Effect.Effect<void> =>
+  Effect.interruptible(Fiber.join(call)).pipe(
+    Effect.timeoutOption(SUBMIT_WAIT),
+    Effect.flatMap(Option.match({
+      onNone: () =>
+        Effect.zipRight(
+          Fiber.interrupt(call),
+          Effect.logWarning(`campaign: submit on machine ${machineId} unanswered ${SUBMIT_WAIT} after the interruption; adopted on resume`)
+        ),
+      onSome: (answer) => recordAnswer(ctx, machineId, answer)
+    })),
+    Effect.catchAll((e) => Effect.logWarning(`campaign: recording the submit on machine ${machineId}: ${e._tag}`))
+  )
+
+/** Submits one machine; fails only on the store or a credential that cannot work. */
+const submitOne = (ctx: Ctx, machineId: string, attempt: number): Effect.Effect<void, CampaignStoreError | DefenderError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      yield* record(ctx, { _tag: "Submitting", machineId, attempt, at: yield* now })
+      const request = { machineId, commands: ctx.definition.commands, comment: ctx.comment }
+      // A fiber of its own, so that an interruption of this one does not stop the call in flight.
+      const call = yield* Effect.forkDaemon(Effect.either(ctx.client.runLiveResponse(request)))
+      const answer = yield* restore(Fiber.join(call)).pipe(Effect.onInterrupt(() => onInterruptedSubmit(ctx, machineId, call)))
+      yield* recordAnswer(ctx, machineId, answer)
+    })
+  )
 
 /** @internal Submits what the limits allow this tick. */
 export const submit = (ctx: Ctx): Effect.Effect<void, CampaignStoreError | DefenderError> =>
