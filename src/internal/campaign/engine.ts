@@ -57,13 +57,19 @@ const nextRunAt = (ctx: Ctx, at: number): number | undefined => {
   return next
 }
 
-const tick = (ctx: Ctx): Effect.Effect<void, E, FileSystem.FileSystem> =>
+/** @internal One round over the machines of `ctx`: adopt, poll, collect, submit, the deadline (also a shared campaign's worker's). */
+export const advance = (ctx: Ctx): Effect.Effect<void, E, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     yield* adopt(ctx)
     yield* poll(ctx)
     yield* settle(ctx)
     yield* submit(ctx)
     yield* passDeadline(ctx)
+  })
+
+const tick = (ctx: Ctx): Effect.Effect<void, E, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    yield* advance(ctx)
     const at = yield* now
     yield* ctx.emit({
       _tag: "Progress",

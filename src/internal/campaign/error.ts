@@ -24,6 +24,7 @@ type Base<Self, Tag extends string, Fields extends Schema.Struct.Fields> = Schem
  * - `FileSystem`: a file could not be read or written.
  * - `InvalidEvent`: the event breaks a journal rule (a second action on a machine, a result before success…) and was not written.
  * - `InvalidDefinition`: the campaign definition is unusable (no commands, bad order, no targets…).
+ * - `Database`: the PostgreSQL store or its work queue could not be reached or refused a statement.
  *
  * @since 0.1.0
  * @category models
@@ -36,6 +37,7 @@ export type CampaignStoreErrorReason =
   | "FileSystem"
   | "InvalidEvent"
   | "InvalidDefinition"
+  | "Database"
 
 /**
  * The schema class the campaign store's error extends (a namespace, so that `deno doc` sees it as public).
@@ -46,13 +48,22 @@ export namespace ErrorBases {
   /** The schema class `CampaignStoreError` extends. */
   export const CampaignStoreErrorBase: Base<CampaignStoreError, "CampaignStoreError", {
     readonly reason: Schema.Literal<
-      ["NotFound", "AlreadyExists", "Locked", "Corrupt", "FileSystem", "InvalidEvent", "InvalidDefinition"]
+      ["NotFound", "AlreadyExists", "Locked", "Corrupt", "FileSystem", "InvalidEvent", "InvalidDefinition", "Database"]
     >
     readonly path: Schema.optional<typeof Schema.String>
     readonly line: Schema.optional<typeof Schema.Number>
     readonly detail: typeof Schema.String
   }> = Schema.TaggedError<CampaignStoreError>()("CampaignStoreError", {
-    reason: Schema.Literal("NotFound", "AlreadyExists", "Locked", "Corrupt", "FileSystem", "InvalidEvent", "InvalidDefinition"),
+    reason: Schema.Literal(
+      "NotFound",
+      "AlreadyExists",
+      "Locked",
+      "Corrupt",
+      "FileSystem",
+      "InvalidEvent",
+      "InvalidDefinition",
+      "Database"
+    ),
     path: Schema.optional(Schema.String),
     line: Schema.optional(Schema.Number),
     detail: Schema.String
@@ -89,6 +100,8 @@ export class CampaignStoreError extends ErrorBases.CampaignStoreErrorBase {
         return `The event breaks a campaign journal rule and was not recorded${where}: ${this.detail}`
       case "InvalidDefinition":
         return `The campaign definition is not usable: ${this.detail}`
+      case "Database":
+        return `The campaign database could not be used: ${this.detail}`
     }
   }
 }

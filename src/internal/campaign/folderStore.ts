@@ -29,8 +29,8 @@ import { Definition, jsonLine } from "./schema.ts"
 const decodeDefinition = Schema.decodeUnknownEither(jsonLine(Definition))
 const encodeDefinition = Schema.encodeSync(Definition)
 
-/** What every part of the store needs. */
-interface Folder {
+/** @internal What every part of the store needs. */
+export interface Folder {
   readonly fs: FileSystem.FileSystem
   readonly scope: Scope.Scope
   readonly at: (file: string) => string
@@ -151,8 +151,8 @@ const readDefinition = (folder: Folder): Effect.Effect<CampaignDefinition, Campa
     )
   })
 
-/** The result methods: they need no loaded campaign, only the folder. */
-const resultsOf = (
+/** @internal The result methods: they need no loaded campaign, only the folder (a shared campaign's results use them too). */
+export const resultsOf = (
   folder: Folder
 ): Pick<CampaignStore, "saveResult" | "resultPath" | "recordResult"> => {
   const place = (machineId: string, index: number, name: string) =>
