@@ -100,41 +100,13 @@ const alone = (campaignId: string, machine: MachineState): CampaignState => ({
 const startOf = (campaign: SharedCampaign, phase: MachinePhase, at: number): number =>
   phase._tag === "Waiting" ? Math.max(at, phase.retryAt ?? at) : at + campaign.definition.options.interval
 
-const makeStore = (sql: SqlClient.SqlClient, queue: Queue): PgStore => {
-  // Rows as the driver gives them (jsonb parsed); each use reads the columns it selected.
-  const q = (effect: Effect.Effect<ReadonlyArray<object>, unknown>): Effect.Effect<Array<any>, CampaignStoreError> =>
-    Effect.mapError(effect as Effect.Effect<Array<any>, unknown>, dbError)
-  const rowOf = (row: any): SharedCampaign | CampaignStoreError => {
-    const definition = decodeDefinition(row.definition)
-    if (Either.isLeft(definition)) return storeError("Corrupt", `campaign ${row.campaign_id}: its definition does not decode`)
-    return {
-      definition: definition.right,
-      tenants: row.tenants,
-      claimExpiry: Number(row.claim_expiry),
-      completed: row.completed_at !== null
-    }
-  }
-  const campaigns = Effect.flatMap(
-    q(sql`SELECT * FROM mlr_campaign ORDER BY created_at`),
-    (rows) => Effect.forEach(rows, (row) => {
-      const c = rowOf(row)
-      return "definition" in c ? Effect.succeed(c) : Effect.fail(c)
-    })
-  )
-  const campaign = (campaignId: string) =>
-    Effect.flatMap(q(sql`SELECT * FROM mlr_campaign WHERE campaign_id = ${campaignId}`), (rows) => {
-      if (rows.length === 0) return Effect.fail(storeError("NotFound", `no campaign ${campaignId} in the store`))
-      const c = rowOf(rows[0])
-      return "definition" in c ? Effect.succeed(c) : Effect.fail(c)
-    })
-  /** pg-boss statements on this transaction's connection. */
-  const inTransaction = Effect.map(Effect.runtime<never>(), (rt) => ({
-    executeSql: (text: string, values: Array<unknown>) =>
-      Runtime.runPromise(rt)(sql.unsafe(text, values as Array<any>)).then((rows) => ({ rows: rows as Array<any> }))
-  }))
-  const enqueue = (campaign: SharedCampaign, tenant: string, lane: Lane, jobs: ReadonlyArray<Job>) =>
-    Effect.flatMap(inTransaction, (db) => queue.send(campaign, tenant, lane, jobs, db))
-
+/** The two writing methods that queue jobs: `create` and `append` (apart, so that no function needs a scroll bar). */
+const writers = (
+  sql: SqlClient.SqlClient,
+  queue: Queue,
+  q: (effect: Effect.Effect<ReadonlyArray<object>, unknown>) => Effect.Effect<Array<any>, CampaignStoreError>,
+  enqueue: (campaign: SharedCampaign, tenant: string, lane: Lane, jobs: ReadonlyArray<Job>) => Effect.Effect<void, CampaignStoreError>
+): Pick<PgStore, "create" | "append"> => {
   const create: PgStore["create"] = (definition, targets, claimExpiry) =>
     sql.withTransaction(Effect.gen(function*() {
       const id = definition.campaignId
@@ -204,6 +176,46 @@ const makeStore = (sql: SqlClient.SqlClient, queue: Queue): PgStore => {
       }
       return { before, after }
     })).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(dbError(e))))
+
+  return { create, append }
+}
+
+const makeStore = (sql: SqlClient.SqlClient, queue: Queue): PgStore => {
+  // Rows as the driver gives them (jsonb parsed); each use reads the columns it selected.
+  const q = (effect: Effect.Effect<ReadonlyArray<object>, unknown>): Effect.Effect<Array<any>, CampaignStoreError> =>
+    Effect.mapError(effect as Effect.Effect<Array<any>, unknown>, dbError)
+  const rowOf = (row: any): SharedCampaign | CampaignStoreError => {
+    const definition = decodeDefinition(row.definition)
+    if (Either.isLeft(definition)) return storeError("Corrupt", `campaign ${row.campaign_id}: its definition does not decode`)
+    return {
+      definition: definition.right,
+      tenants: row.tenants,
+      claimExpiry: Number(row.claim_expiry),
+      completed: row.completed_at !== null
+    }
+  }
+  const campaigns = Effect.flatMap(
+    q(sql`SELECT * FROM mlr_campaign ORDER BY created_at`),
+    (rows) => Effect.forEach(rows, (row) => {
+      const c = rowOf(row)
+      return "definition" in c ? Effect.succeed(c) : Effect.fail(c)
+    })
+  )
+  const campaign = (campaignId: string) =>
+    Effect.flatMap(q(sql`SELECT * FROM mlr_campaign WHERE campaign_id = ${campaignId}`), (rows) => {
+      if (rows.length === 0) return Effect.fail(storeError("NotFound", `no campaign ${campaignId} in the store`))
+      const c = rowOf(rows[0])
+      return "definition" in c ? Effect.succeed(c) : Effect.fail(c)
+    })
+  /** pg-boss statements on this transaction's connection. */
+  const inTransaction = Effect.map(Effect.runtime<never>(), (rt) => ({
+    executeSql: (text: string, values: Array<unknown>) =>
+      Runtime.runPromise(rt)(sql.unsafe(text, values as Array<any>)).then((rows) => ({ rows: rows as Array<any> }))
+  }))
+  const enqueue = (campaign: SharedCampaign, tenant: string, lane: Lane, jobs: ReadonlyArray<Job>) =>
+    Effect.flatMap(inTransaction, (db) => queue.send(campaign, tenant, lane, jobs, db))
+
+  const { append, create } = writers(sql, queue, q, enqueue)
 
   const counts = (campaignId: string, tenant?: string) =>
     Effect.map(
