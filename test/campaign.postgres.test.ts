@@ -5,8 +5,6 @@
  * transactions and pg-boss's polling are real I/O the TestClock cannot run.
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer, Redacted, Schedule, type Scope } from "effect"
 import { existsSync } from "node:fs"
@@ -21,20 +19,12 @@ import { makeQueue } from "../src/internal/campaign/queue.ts"
 import { work } from "../src/internal/campaign/worker.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { sha256, simActions, startedPerMachine, tempDir } from "./utils/campaign.ts"
+import { freshDatabase as freshDb } from "./utils/postgres.ts"
 import { needServer } from "./utils/servers.ts"
 
 const postgres = needServer("postgres")
 
-/** A database of its own per test. */
-const freshDatabase = (name: string) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    yield* sql.unsafe(`CREATE DATABASE ${name}`)
-    const url = new URL(postgres.url)
-    url.pathname = `/${name}`
-    return url.toString()
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgres.url) })))
+const freshDatabase = (name: string) => freshDb(postgres.url, name)
 
 /** A store of its own (a worker's: its own pool and pg-boss), on `url`. */
 const storeOn = (url: string): Effect.Effect<PgStore, CampaignStoreError, Scope.Scope> =>

@@ -12,20 +12,12 @@ import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import PgBoss from "pg-boss"
+import { freshDatabase as freshDb } from "./utils/postgres.ts"
 import { needServer } from "./utils/servers.ts"
 
 const postgres = needServer("postgres")
 
-/** A database of its own per test, so runs and files never share tables. */
-const freshDatabase = (name: string) =>
-  Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    yield* sql.unsafe(`CREATE DATABASE ${name}`)
-    const url = new URL(postgres.url)
-    url.pathname = `/${name}`
-    return url.toString()
-  }).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(postgres.url) })))
+const freshDatabase = (name: string) => freshDb(postgres.url, name)
 
 const migrations = Migrator.fromRecord({
   "0001_targets": Effect.flatMap(SqlClient.SqlClient, (sql) =>

@@ -153,7 +153,7 @@ const readDefinition = (folder: Folder): Effect.Effect<CampaignDefinition, Campa
 
 /** @internal The result methods: they need no loaded campaign, only the folder (a shared campaign's results use them too). */
 export const resultsOf = (
-  folder: Folder
+  folder: Pick<Folder, "fs" | "at">
 ): Pick<CampaignStore, "saveResult" | "resultPath" | "recordResult"> => {
   const place = (machineId: string, index: number, name: string) =>
     Effect.gen(function*() {

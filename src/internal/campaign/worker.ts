@@ -49,7 +49,7 @@ const passing = (e: CampaignStoreError | DefenderError): boolean =>
 const contextFor = (
   pg: PgStore,
   campaign: SharedCampaign,
-  folder: Folder,
+  folder: Pick<Folder, "fs" | "at">,
   client: DefenderClient,
   base: { readonly targets: ReadonlyArray<string>; readonly counts: PhaseCounts; readonly cancelled: Set<string> },
   machines: CampaignState["machines"],
@@ -65,18 +65,8 @@ const contextFor = (
     completed: false,
     events: 0
   }
-  const ctx: Ctx = {
-    client,
-    store: undefined as unknown as CampaignStore,
-    definition: campaign.definition,
-    comment: commentFor(campaign.definition),
-    emit,
-    state,
-    order,
-    draining: false,
-    cancelled: base.cancelled
-  }
   const notHere = Effect.fail(storeError("NotFound", "a worker of a shared campaign opens no campaign of its own"))
+  // Its appends read and replace `ctx.state`, as the folder store's answers do for the engine.
   const store: CampaignStore = {
     create: () => notHere,
     open: notHere,
@@ -93,7 +83,17 @@ const contextFor = (
       }),
     ...resultsOf(folder)
   }
-  ;(ctx as { store: CampaignStore }).store = store
+  const ctx: Ctx = {
+    client,
+    store,
+    definition: campaign.definition,
+    comment: commentFor(campaign.definition),
+    emit,
+    state,
+    order,
+    draining: false,
+    cancelled: base.cancelled
+  }
   return ctx
 }
 
@@ -143,7 +143,7 @@ const serveTenant = (
     const { definition } = campaign
     const id = definition.campaignId
     const root = under(options.results, id)
-    const folder: Folder = { fs, scope: undefined as never, at: (file) => under(root, file) }
+    const folder = { fs, at: (file: string) => under(root, file) }
     const targets = yield* pg.targets(id, tenant)
     const rank = new Map(targets.map((t, i) => [t, i]))
     const cancelled = new Set<string>()
