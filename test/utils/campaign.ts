@@ -38,20 +38,54 @@ export const clientLayer = (
 
 export type Services = DefenderClient.DefenderClient | CampaignStore.CampaignStore | FileSystem.FileSystem
 
+/**
+ * How many store calls (real file I/O) are in flight. `drive` does not move the clock while
+ * one is: under load a journal write can take longer than any fixed number of event-loop
+ * turns, and a clock moved meanwhile lets deadlines pass that the campaign never saw coming.
+ */
+let storeCallsInFlight = 0
+
+const counted = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.suspend(() => {
+    storeCallsInFlight++
+    return Effect.ensuring(effect, Effect.sync(() => storeCallsInFlight--))
+  })
+
+/** The store with each call counted in `storeCallsInFlight`. */
+const tracked = (s: CampaignStore.CampaignStore): CampaignStore.CampaignStore => ({
+  create: (d) => counted(s.create(d)),
+  open: counted(s.open),
+  append: (e) => counted(s.append(e)),
+  saveResult: (machineId, index, name, bytes) => counted(s.saveResult(machineId, index, name, bytes)),
+  resultPath: (machineId, index, name) => counted(s.resultPath(machineId, index, name)),
+  recordResult: (machineId, index, name) => counted(s.recordResult(machineId, index, name)),
+  manifest: counted(s.manifest)
+})
+
 export const layerFor = (
   client: Layer.Layer<DefenderClient.DefenderClient>,
   dir: string,
-  store?: (s: CampaignStore.CampaignStore) => CampaignStore.CampaignStore
+  store: (s: CampaignStore.CampaignStore) => CampaignStore.CampaignStore = (s) => s
 ): Layer.Layer<Services, CampaignStore.CampaignStoreError> => {
-  const folder = store === undefined
-    ? CampaignStore.layerFolder(dir)
-    : Layer.scoped(CampaignStore.CampaignStore, Effect.map(CampaignStore.makeFolder(dir), store))
+  const folder = Layer.scoped(CampaignStore.CampaignStore, Effect.map(CampaignStore.makeFolder(dir), (s) => tracked(store(s))))
   return Layer.mergeAll(client, folder).pipe(Layer.provideMerge(NodeFileSystem.layer))
 }
 
 /** A real turn of the event loop, so that file I/O started by the campaign fiber completes. */
 // Real time, and why: the journal's writes are real file I/O, which the TestClock cannot run; a 1-ms turn lets them finish.
 export const turn: Effect.Effect<void> = Effect.promise(() => new Promise<void>((r) => setTimeout(r, 1)))
+
+/**
+ * Real turns until no store call has been in flight for three turns in a row (at most ~10 s
+ * of real time, so that a store call stuck on the clock cannot hang a test).
+ */
+export const settle: Effect.Effect<void> = Effect.gen(function*() {
+  const until = Date.now() + 10_000
+  for (let quiet = 0; quiet < 3 && Date.now() < until;) {
+    yield* turn
+    quiet = storeCallsInFlight === 0 ? quiet + 1 : 0
+  }
+})
 
 /** Moves the clock `step` at a time until `fiber` is done (at most `steps` times); its exit. */
 export const drive = <A, E>(
@@ -60,7 +94,7 @@ export const drive = <A, E>(
 ): Effect.Effect<Exit.Exit<A, E>> =>
   Effect.gen(function*() {
     for (let i = 0; i < (options.steps ?? 3000); i++) {
-      for (let k = 0; k < 3; k++) yield* turn
+      yield* settle
       const done = yield* Fiber.poll(fiber)
       if (Option.isSome(done)) return done.value
       if (options.each !== undefined) yield* options.each
@@ -76,7 +110,7 @@ export const driveUntil = (
 ): Effect.Effect<void> =>
   Effect.gen(function*() {
     for (let i = 0; i < (options.steps ?? 3000) && !check(); i++) {
-      for (let k = 0; k < 3; k++) yield* turn
+      yield* settle
       if (check()) return
       yield* TestClock.adjust(options.step ?? "5 seconds")
     }
