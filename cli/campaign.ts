@@ -21,6 +21,7 @@ import {
   Fiber,
   Layer,
   Option,
+  type Redacted,
   Schedule,
   Stream
 } from "effect"
@@ -50,33 +51,27 @@ import {
   statusText,
   type View
 } from "./campaignView.ts"
+import { CampaignDrained, CampaignUsage, failOn } from "./campaignErrors.ts"
+import {
+  campaignIdOption,
+  claimExpiryOption,
+  detachOption,
+  type ExportParams,
+  exportCommand,
+  resultsOption,
+  startShared,
+  statusShared,
+  storeOption,
+  tenantsOption,
+  workCommand,
+  type WorkParams
+} from "./campaignShared.ts"
+import type { CampaignFailed, CampaignNotRun } from "./campaignErrors.ts"
 import { FileError } from "./download.ts"
 import { type Format, formatOption, MIN_INTERVAL_SECONDS } from "./format.ts"
 import { drainOnFirstSignal, mayStillRun } from "./signals.ts"
 
-/** A campaign command used wrongly (both or neither target option, a bad duration, a folder that holds a campaign…): exit 2. */
-export class CampaignUsage {
-  readonly _tag = "CampaignUsage"
-  constructor(readonly message: string) {}
-}
-
-/** Some machine's action failed, timed out or was cancelled: exit 20. */
-export class CampaignFailed {
-  readonly _tag = "CampaignFailed"
-  constructor(readonly message: string) {}
-}
-
-/** Every machine that ran succeeded, but some never ran: exit 21. */
-export class CampaignNotRun {
-  readonly _tag = "CampaignNotRun"
-  constructor(readonly message: string) {}
-}
-
-/** The first Ctrl-C drained the run: the CLI exits with 130 (stderr has said what is left). */
-export class CampaignDrained {
-  readonly _tag = "CampaignDrained"
-  readonly message = "drained"
-}
+export { CampaignDrained, CampaignFailed, CampaignNotRun, CampaignUsage } from "./campaignErrors.ts"
 
 /** Every way a campaign command fails. */
 export type CampaignCommandError =
@@ -146,6 +141,10 @@ export const parseDuration = (flag: string, text: string): Effect.Effect<Duratio
 const out = Options.directory("out").pipe(
   Options.withDescription("the campaign's folder: campaign.json, journal.jsonl, manifest.jsonl, results/")
 )
+const outOrStore = out.pipe(
+  Options.optional,
+  Options.withDescription("the campaign's folder: campaign.json, journal.jsonl, manifest.jsonl, results/ (or --store)")
+)
 const startOptions = {
   machines: Options.text("machines").pipe(
     Options.optional,
@@ -161,7 +160,12 @@ const startOptions = {
     Options.repeated,
     Options.withDescription("a file to collect after the script (repeat for more)")
   ),
-  out,
+  out: outOrStore,
+  store: storeOption,
+  results: resultsOption,
+  tenants: tenantsOption,
+  claimExpiry: claimExpiryOption,
+  detach: detachOption,
   maxSessions: Options.integer("max-sessions").pipe(
     Options.optional,
     Options.withDescription("the most actions alive at once, Pending ones included (default 50)")
@@ -193,7 +197,12 @@ export interface StartParams {
   readonly script: string
   readonly args: Option.Option<string>
   readonly getfile: Array<string>
-  readonly out: string
+  readonly out: Option.Option<string>
+  readonly store: Option.Option<Redacted.Redacted>
+  readonly results: string
+  readonly tenants: Option.Option<string>
+  readonly claimExpiry: string
+  readonly detach: boolean
   readonly maxSessions: Option.Option<number>
   readonly deadline: Option.Option<string>
   readonly pendingTimeout: Option.Option<string>
@@ -252,9 +261,10 @@ const optionalDuration = (flag: string, text: Option.Option<string>) =>
     onSome: (t) => parseDuration(flag, t)
   })
 
-/** The engine's definition from `campaign start`'s options. */
+/** The engine's definition from `campaign start`'s options; `local` when the API is on this machine (`--simulate`'s interval floor). */
 export const definitionOf = (
-  params: StartParams
+  params: StartParams,
+  local: boolean = params.simulate
 ): Effect.Effect<Campaign.Definition, FileError | CampaignUsage, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const targets = yield* targetsOf(params)
@@ -270,12 +280,12 @@ export const definitionOf = (
     const pendingTimeout = yield* optionalDuration("pending-timeout", params.pendingTimeout)
     const interval = yield* optionalDuration("interval", params.interval)
     // The simulated fleet has no tenant's quota to spare: its tests poll faster.
-    const floor = params.simulate ? SIMULATED_MIN_INTERVAL : Duration.seconds(MIN_INTERVAL_SECONDS)
+    const floor = local ? SIMULATED_MIN_INTERVAL : Duration.seconds(MIN_INTERVAL_SECONDS)
     if (interval !== undefined && Duration.lessThan(interval, floor)) {
       return yield* Effect.fail(
         new CampaignUsage(
           `--interval must be at least ${Duration.format(floor)}${
-            params.simulate ? " with --simulate" : " (each poll spends the machine actions quota: 100/min, 1500/h)"
+            params.simulate ? " with --simulate" : local ? " against a local API" : " (each poll spends the machine actions quota: 100/min, 1500/h)"
           }, got: ${Option.getOrThrow(params.interval)}`
         )
       )
@@ -379,9 +389,7 @@ const drive = (
       process.stderr.write(`drained: ${resumeHint}\n`)
       return yield* Effect.fail(new CampaignDrained())
     }
-    const outcome = outcomeOf(counts, folder)
-    if (outcome._tag === "CampaignFailed") return yield* Effect.fail(new CampaignFailed(outcome.message))
-    if (outcome._tag === "CampaignNotRun") return yield* Effect.fail(new CampaignNotRun(outcome.message))
+    yield* failOn(outcomeOf(counts, folder))
   })
 
 /** Refuses a folder that already holds a campaign. */
@@ -407,16 +415,38 @@ const refuseExisting = (folder: string): Effect.Effect<void, CampaignUsage | Cam
 
 type Services = DefenderClient.DefenderClient | CampaignStore.CampaignStore | FileSystem.FileSystem
 
-const startCommand: Command.Command<"start", Services, CampaignCommandError, StartParams> = Command.make(
-  "start",
-  startOptions,
-  (params) =>
-    Effect.gen(function*() {
-      const definition = yield* definitionOf(params)
-      yield* refuseExisting(params.out)
-      yield* drive(params.out, params.format, (options) => Campaign.start(definition, options))
-    })
-).pipe(Command.withDescription("define a campaign in --out and run it on every target"))
+/** `campaign start` on a folder (`--out`). */
+const startFolder = (params: StartParams, folder: string): Effect.Effect<void, CampaignCommandError, Services> =>
+  Effect.gen(function*() {
+    const definition = yield* definitionOf(params)
+    yield* refuseExisting(folder)
+    yield* drive(folder, params.format, (options) => Campaign.start(definition, options))
+  })
+
+/** The options only the shared store reads, given without `--store`. */
+const storeOnly = (params: StartParams): string | undefined =>
+  params.detach ? "--detach" : Option.isSome(params.tenants) ? "--tenants" : undefined
+
+/** `campaign start`: on a folder (`--out`) or in a shared store (`--store`, see campaignShared.ts). */
+const startCommand = <E>(
+  client: (simulate: boolean) => Layer.Layer<DefenderClient.DefenderClient, E>
+): Command.Command<"start", FileSystem.FileSystem, CampaignCommandError | E, StartParams> =>
+  Command.make("start", startOptions, (params) => {
+    if (Option.isSome(params.store)) {
+      if (Option.isSome(params.out)) return Effect.fail(new CampaignUsage("give --out <folder> or --store <postgres-url>, not both"))
+      const shared = { ...params, store: params.store.value }
+      return startShared(shared, (local) => definitionOf(params, params.simulate || local), client(params.simulate))
+    }
+    const only = storeOnly(params)
+    if (only !== undefined) return Effect.fail(new CampaignUsage(`${only} is for a campaign in a shared store: add --store <postgres-url>`))
+    if (Option.isNone(params.out)) {
+      return Effect.fail(new CampaignUsage("give --out <folder> (a campaign of this process) or --store <postgres-url> (shared by workers)"))
+    }
+    const folder = params.out.value
+    return startFolder(params, folder).pipe(
+      Effect.provide(Layer.merge(client(params.simulate), CampaignStore.layerFolder(folder)))
+    )
+  }).pipe(Command.withDescription("define a campaign in --out (or --store) and run it on every target"))
 
 const resumeCommand: Command.Command<
   "resume",
@@ -448,41 +478,59 @@ const statusWhileRunning = (
     return statusOf(folder, countsOf(state), state, true)
   })
 
-const statusCommand: Command.Command<
-  "status",
-  FileSystem.FileSystem,
-  CampaignStore.CampaignStoreError,
-  { readonly out: string; readonly format: "json" | "text" }
-> = Command.make(
-  "status",
-  { out, format: formatOption },
-  (params) =>
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const definitionFile = `${params.out}/campaign.json`
-      if (!(yield* fs.exists(definitionFile).pipe(Effect.orElseSucceed(() => false)))) {
-        // Checked first: opening the store would create the folder.
-        return yield* Effect.fail(
-          new CampaignStore.CampaignStoreError({ reason: "NotFound", path: definitionFile, detail: "no campaign.json" })
-        )
-      }
-      const status = yield* Effect.gen(function*() {
-        const store = yield* CampaignStore.CampaignStore
-        const campaign = yield* store.open
-        return statusOf(params.out, yield* Campaign.summary, campaign.state)
-      }).pipe(
-        Effect.provide(CampaignStore.layerFolder(params.out)),
-        Effect.catchIf((e) => e.reason === "Locked", () => statusWhileRunning(params.out))
+/** The status of the folder campaign in `folder`. */
+const statusFolder = (
+  folder: string,
+  format: Format
+): Effect.Effect<void, CampaignStore.CampaignStoreError, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const definitionFile = `${folder}/campaign.json`
+    if (!(yield* fs.exists(definitionFile).pipe(Effect.orElseSucceed(() => false)))) {
+      // Checked first: opening the store would create the folder.
+      return yield* Effect.fail(
+        new CampaignStore.CampaignStoreError({ reason: "NotFound", path: definitionFile, detail: "no campaign.json" })
       )
-      process.stdout.write(
-        params.format === "json" ? `${JSON.stringify(status)}\n` : statusText(status).map((l) => `${l}\n`).join("")
-      )
+    }
+    const status = yield* Effect.gen(function*() {
+      const store = yield* CampaignStore.CampaignStore
+      const campaign = yield* store.open
+      return statusOf(folder, yield* Campaign.summary, campaign.state)
+    }).pipe(
+      Effect.provide(CampaignStore.layerFolder(folder)),
+      Effect.catchIf((e) => e.reason === "Locked", () => statusWhileRunning(folder))
+    )
+    process.stdout.write(format === "json" ? `${JSON.stringify(status)}\n` : statusText(status).map((l) => `${l}\n`).join(""))
+  })
+
+/** `campaign status`'s options. */
+export interface StatusParams {
+  readonly out: Option.Option<string>
+  readonly store: Option.Option<Redacted.Redacted>
+  readonly campaign: Option.Option<string>
+  readonly format: Format
+}
+
+const statusCommand: Command.Command<"status", FileSystem.FileSystem, CampaignCommandError, StatusParams> = Command.make(
+  "status",
+  { out: outOrStore, store: storeOption, campaign: campaignIdOption.pipe(Options.optional), format: formatOption },
+  (params) => {
+    if (Option.isSome(params.store)) {
+      return Option.isSome(params.out)
+        ? Effect.fail(new CampaignUsage("give --out <folder> or --store <postgres-url>, not both"))
+        : statusShared(params.store.value, params.campaign, params.format)
+    }
+    return Option.match(params.out, {
+      onNone: () => Effect.fail(new CampaignUsage("give --out <folder>, or --store <postgres-url> and --campaign <id>")),
+      onSome: (folder) => statusFolder(folder, params.format)
     })
-).pipe(Command.withDescription("what the campaign in --out has done (reads only the folder; works while it runs)"))
+  }
+).pipe(Command.withDescription("what a campaign has done: --out (reads only the folder; works while it runs) or --store --campaign"))
 
 /**
  * The `campaign` command and its subcommands, each given its layers: `client(simulate)`
- * for the API (the CLI's configured stack, or `layerSimulatedFleet`), and the folder store on `--out`.
+ * for the API (the CLI's configured stack, or `layerSimulatedFleet`), and the folder store on
+ * `--out` (or the shared store of `--store`: campaignShared.ts).
  */
 export const campaign = <E>(
   client: (simulate: boolean) => Layer.Layer<DefenderClient.DefenderClient, E>
@@ -494,15 +542,19 @@ export const campaign = <E>(
     readonly subcommand: Option.Option<
       | StartParams
       | { readonly out: string; readonly simulate: boolean; readonly format: Format }
-      | { readonly out: string; readonly format: Format }
+      | StatusParams
+      | WorkParams
+      | ExportParams
     >
   }
 > =>
   Command.make("campaign").pipe(
-    Command.withDescription("one live response across a fleet: start, resume, status"),
+    Command.withDescription("one live response across a fleet: start, resume, status; shared by workers: work, export"),
     Command.withSubcommands([
-      Command.provide(startCommand, (p) => Layer.merge(client(p.simulate), CampaignStore.layerFolder(p.out))),
+      startCommand(client),
       Command.provide(resumeCommand, (p) => Layer.merge(client(p.simulate), CampaignStore.layerFolder(p.out))),
-      statusCommand
+      statusCommand,
+      workCommand(client(false)),
+      exportCommand
     ])
   )

@@ -169,10 +169,12 @@ export type Outcome =
   // Their exit codes are in main.ts's EXIT_CODES (20 and 21), the one table of them.
   | { readonly _tag: "CampaignFailed" | "CampaignNotRun"; readonly message: string }
 
-/** Exit 0 when every machine succeeded; 20 when some failed, timed out or was cancelled; else 21 when some never ran. */
-export const outcomeOf = (counts: Counts, out: string): Outcome => {
+/**
+ * Exit 0 when every machine succeeded; 20 when some failed, timed out or was cancelled; else
+ * 21 when some never ran. The message ends with `manifest`, where to read each machine's line.
+ */
+export const outcomeOf = (counts: Counts, out: string, manifest: string = `see ${out}/manifest.jsonl`): Outcome => {
   const bad = counts.failed + counts.timedOut + counts.cancelled
-  const manifest = `see ${out}/manifest.jsonl`
   if (bad > 0) {
     return {
       _tag: "CampaignFailed",

@@ -258,12 +258,22 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<string>>> = {
     "run --machine <machine id> --script collect.ps1 --args '-Days 3'",
     "run --machine <machine id> --script collect.ps1 --getfile 'C:\\logs\\app.log' --out results --format json"
   ],
+  "campaign resume": ["campaign resume --out campaign-1"],
   "campaign start": [
     "campaign start --machines machines.txt --script collect.ps1 --out campaign-1",
-    "campaign start --query \"machineTags/any(t: t eq 'prod')\" --script collect.ps1 --getfile 'C:\\logs\\app.log' --out campaign-2 --max-sessions 20"
+    "campaign start --query \"machineTags/any(t: t eq 'prod')\" --script collect.ps1 --getfile 'C:\\logs\\app.log' --out campaign-2 --max-sessions 20",
+    "campaign start --store postgres://mde@db/mde --results /shared/campaigns --machines fleet.txt --script collect.ps1 --detach"
   ],
-  "campaign resume": ["campaign resume --out campaign-1"],
-  "campaign status": ["campaign status --out campaign-1", "campaign status --out campaign-1 --format json | jq .succeeded"],
+  "campaign status": [
+    "campaign status --out campaign-1",
+    "campaign status --out campaign-1 --format json | jq .succeeded",
+    "campaign status --store postgres://mde@db/mde --campaign cmp-0123456789abcdef --format json"
+  ],
+  "campaign work": [
+    "campaign work --store postgres://mde@db/mde --results /shared/campaigns",
+    "MDE_TENANTS=contoso,fabrikam mde-live-response campaign work --campaign cmp-0123456789abcdef   # each tenant by MDE_<NAME>_*"
+  ],
+  "campaign export": ["campaign export --store postgres://mde@db/mde --campaign cmp-0123456789abcdef --out manifest.jsonl"],
   simulator: ["simulator > sim.env &   # then: . ./sim.env; mde-live-response transcript --action 5e1d0000-0000-4000-8000-000000000001"],
   doctor: ["doctor", "doctor --format json"]
 }
@@ -277,6 +287,7 @@ export const ENVIRONMENT: ReadonlyArray<readonly [string, string]> = [
   ["MDE_REDIS_URL", "share the budget between processes through Redis"],
   ["MDE_TIMEOUT", "how long one request may take (e.g. 30s)"],
   ["MDE_DOWNLOAD_HOSTS", "the hosts result links may point to"],
+  ["MDE_CAMPAIGN_STORE", "campaigns shared by workers: a PostgreSQL URL (also MDE_CAMPAIGN_RESULTS, MDE_TENANTS, MDE_CLAIM_EXPIRY)"],
   ["NO_COLOR", "any value: no colour (there is none either when the output is not a terminal)"]
 ]
 
