@@ -8,7 +8,6 @@
 import { Command, Options } from "@effect/cli"
 import { FileSystem } from "@effect/platform"
 import {
-  Chunk,
   Config,
   ConfigProvider,
   Context,
@@ -17,16 +16,11 @@ import {
   Layer,
   Option,
   Redacted,
-  type Scope,
-  Stream
+  type Scope
 } from "effect"
 import type { Campaign, DefenderError } from "../mod.ts"
 import { CampaignStore, DefenderClient } from "../mod.ts"
-import { entryLine } from "../src/internal/campaign/journal.ts"
-import { layerSql, makePgStore, type PgStore, type Target } from "../src/internal/campaign/pgStore.ts"
-import { makeQueue, tenantKey } from "../src/internal/campaign/queue.ts"
-import { byRecency } from "../src/internal/campaign/targets.ts"
-import { summaryOf, work } from "../src/internal/campaign/worker.ts"
+import { CampaignPostgres } from "../postgres.ts"
 import { type CampaignFailed, type CampaignNotRun, CampaignUsage, failOn } from "./campaignErrors.ts"
 import { countsText, outcomeOf } from "./campaignView.ts"
 import { FileError } from "./download.ts"
@@ -109,7 +103,7 @@ const SHARED = [
  * (`<MDE_REDIS_KEY or mde-live-response>:<tenant>`), so tenants never share a budget.
  */
 export const tenantSettings = (tenant: string, env: Record<string, string | undefined>): Map<string, string> => {
-  const prefix = `MDE_${tenantKey(tenant).toUpperCase()}_`
+  const prefix = `MDE_${CampaignPostgres.tenantKey(tenant).toUpperCase()}_`
   const map = new Map<string, string>()
   for (const s of SHARED) {
     const v = env[`MDE_${s}`]
@@ -174,21 +168,13 @@ const servedLocally = (tenants: Tenants): boolean =>
 // The store
 // ---------------------------------------------------------------------------
 
-/**
- * The store on `url`: tables migrated, pg-boss started. Its maintenance, which puts an
- * expired claim back, runs every `maintenance` (a dead worker's machines wait for it).
- */
+/** The store on `url` for `use`, closed after it. */
 const withStore = <A, E, R>(
   url: Redacted.Redacted,
   maintenance: Duration.Duration,
-  use: (pg: PgStore) => Effect.Effect<A, E, R>
+  use: (pg: CampaignPostgres.Store) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | CampaignStore.CampaignStoreError, Exclude<R, Scope.Scope>> =>
-  Effect.scoped(Effect.gen(function*() {
-    const queue = yield* makeQueue(Redacted.value(url), Duration.toMillis(maintenance))
-    const sql = yield* Layer.build(layerSql(url))
-    const pg = yield* makePgStore(queue).pipe(Effect.provide(sql))
-    return yield* use(pg)
-  }))
+  Effect.scoped(Effect.flatMap(CampaignPostgres.make(url, { maintenance }), use))
 
 /** A worker's maintenance pace: often enough for short claims, one cheap query a second at most. */
 const WORKER_MAINTENANCE = Duration.seconds(1)
@@ -198,18 +184,10 @@ const targetsFor = (
   definition: Campaign.Definition,
   tenants: ReadonlyArray<string>,
   clients: ReadonlyMap<string, DefenderClient.DefenderClient>
-): Effect.Effect<Array<Target>, CampaignUsage | DefenderError> =>
+): Effect.Effect<Array<CampaignPostgres.Target>, CampaignUsage | DefenderError> =>
   Effect.gen(function*() {
-    if (definition.targets._tag === "Query") {
-      const filter = definition.targets.filter
-      const all: Array<Target> = []
-      for (const tenant of tenants) {
-        const found = yield* Stream.runCollect(clients.get(tenant)!.listMachines({ filter }))
-        for (const m of byRecency(Chunk.toArray(found))) all.push({ tenant, machineId: m.id })
-      }
-      return all
-    }
-    const targets: Array<Target> = []
+    if (definition.targets._tag === "Query") return yield* CampaignPostgres.queryTargets(definition.targets.filter, clients)
+    const targets: Array<CampaignPostgres.Target> = []
     for (const line of definition.targets.machineIds) {
       const slash = line.indexOf("/")
       const tenant = slash < 0 ? (tenants.length === 1 ? tenants[0]! : undefined) : line.slice(0, slash)
@@ -226,14 +204,14 @@ const targetsFor = (
 
 /** Works until the campaign(s) are complete; the exit follows the machines' outcome as `campaign start`'s does. */
 const workOn = (
-  pg: PgStore,
+  pg: CampaignPostgres.Store,
   results: string,
   format: Format,
   clients: ReadonlyMap<string, DefenderClient.DefenderClient>,
   campaignId: string | undefined
 ): Effect.Effect<void, SharedError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    const summaries = yield* work(pg, { results, campaignId, tenants: clients })
+    const summaries = yield* CampaignPostgres.work(pg, { results, campaignId, tenants: clients })
     for (const s of summaries) {
       process.stderr.write(`${s.campaignId}: ${countsText(s)}; results in ${results}/${s.campaignId}\n`)
       if (format === "json") process.stdout.write(`${JSON.stringify(s)}\n`)
@@ -362,7 +340,7 @@ export const exportCommand: Command.Command<"export", FileSystem.FileSystem, Sha
     Effect.gen(function*() {
       const store = yield* needStore(p.store)
       const text = yield* withStore(store, WORKER_MAINTENANCE, (pg) =>
-        Effect.map(pg.manifest(p.campaign), (entries) => entries.map(entryLine).join("")))
+        Effect.map(pg.manifest(p.campaign), CampaignPostgres.manifestText))
       if (Option.isNone(p.out) || p.out.value === "-") return yield* Effect.sync(() => process.stdout.write(text))
       const out = p.out.value
       const fs = yield* FileSystem.FileSystem
@@ -383,8 +361,7 @@ export const statusShared = (
       Effect.gen(function*() {
         const campaign = yield* pg.campaign(id)
         const counts = yield* pg.counts(id)
-        const total = Object.values(counts).reduce((a, b) => a + b, 0)
-        const summary = summaryOf(id, total, yield* pg.manifest(id))
+        const summary = yield* CampaignPostgres.summary(pg, id)
         const status = {
           ...summary,
           completed: campaign.completed,

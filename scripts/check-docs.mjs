@@ -3,7 +3,7 @@
 // top level and inside each module namespace — needs a `@since` and a `@category` tag.
 import { execFileSync } from "node:child_process"
 
-const entries = ["mod.ts", "testing.ts"]
+const entries = ["mod.ts", "testing.ts", "postgres.ts"]
 // deno doc --json of the whole surface is over a megabyte: the default 1 MiB buffer is too small.
 const deno = (args) =>
   execFileSync("npx", ["deno", ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 * 1024 * 1024 })

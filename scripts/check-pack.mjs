@@ -22,7 +22,7 @@ const expected = [
   "LICENSE",
   ...Object.values(pkg.exports).flatMap((entry) => Object.values(entry)).map((path) => path.replace(/^\.\//, "")),
   ...Object.values(pkg.bin ?? {}),
-  ...["mod.ts", "testing.ts", ...sources("src")].flatMap((source) => {
+  ...["mod.ts", "testing.ts", "postgres.ts", ...sources("src")].flatMap((source) => {
     const base = `dist/${source.replace(/\\/g, "/").replace(/\.ts$/, "")}`
     return [`${base}.js`, `${base}.d.ts`]
   })
