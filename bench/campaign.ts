@@ -10,6 +10,10 @@
  * seconds, the same fleet, the same seed. What is measured is the campaign's own time — when
  * the last machine that could succeed had its results saved — not this machine's speed.
  *
+ * Then issue 14's part (bench/campaign-workers.ts), in real time: a campaign on PostgreSQL
+ * worked by 1 and by 3 `campaign work` processes, for one tenant and for three; skipped with
+ * one line when no PostgreSQL or Redis is to be had.
+ *
  *   node --import tsx bench/campaign.ts [--quick]      (or npm run bench -- --only campaign)
  */
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
@@ -19,6 +23,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Campaign, CampaignStore, DefenderAuth, DefenderClient, DefenderRateLimiter, LiveResponse } from "../mod.ts"
 import { DefenderSimulator } from "../testing.ts"
+import { runWorkers } from "./campaign-workers.ts"
 import type { BenchOptions, BenchResult } from "./types.ts"
 import { round } from "./types.ts"
 
@@ -169,11 +174,14 @@ export const run = async (options: BenchOptions): Promise<BenchResult> => {
     const baseline = await Effect.runPromise(onVirtualClock(baselineRun(specs), "5 seconds"))
     const ratio = library.lastSuccessMinutes / minimumMinutes
     const speedUp = baseline.lastSuccessMinutes / library.lastSuccessMinutes
+    // The same kind of campaign on PostgreSQL across worker processes, in real time (bench/campaign-workers.ts).
+    const workers = await runWorkers(options)
     return {
       name: "campaign",
       description:
         `A campaign of ${size} machines (fleet seed 12: ${possible} can succeed) on Defender's limits, virtual clock: ` +
-        "Campaign.start vs the binding limit (10 runs/min) and vs a fixed-parallelism-10, 15-s-poll loop",
+        "Campaign.start vs the binding limit (10 runs/min) and vs a fixed-parallelism-10, 15-s-poll loop" +
+        workers.description,
       figures: {
         machines: size,
         canSucceed: possible,
@@ -189,7 +197,8 @@ export const run = async (options: BenchOptions): Promise<BenchResult> => {
         "baseline.succeeded": baseline.succeeded,
         "baseline.other": baseline.other,
         "baseline.runCalls": baseline.runCalls,
-        "baseline.throttledRuns": baseline.throttled
+        "baseline.throttledRuns": baseline.throttled,
+        ...workers.figures
       },
       targets: [
         {
@@ -212,7 +221,8 @@ export const run = async (options: BenchOptions): Promise<BenchResult> => {
           measured: library.succeeded,
           unit: `of ${possible}`,
           met: library.succeeded === possible
-        }
+        },
+        ...workers.targets
       ]
     }
   } finally {
