@@ -170,7 +170,7 @@ const runOnce = async (
     const cpu0 = process.cpuUsage()
     const t1 = performance.now()
     const exits = await Promise.all(Array.from({ length: workers }, () =>
-      cli(bin, ["campaign", "work", ...common, "--campaign", campaignId, "--interval", "1s"], env)))
+      cli(bin, ["campaign", "work", ...common, "--campaign", campaignId], env)))
     const wallMillis = performance.now() - t1
     const cpu = process.cpuUsage(cpu0)
     exits.forEach((exited, i) => {

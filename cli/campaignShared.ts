@@ -83,35 +83,46 @@ export const campaignIdOption: Options.Options<string> = Options.text("campaign"
 // Tenants
 // ---------------------------------------------------------------------------
 
-/** The settings every tenant shares unless it sets its own; credentials are never among them. */
+/**
+ * The settings every tenant shares unless it sets its own: never a credential (`MDE_TOKEN`,
+ * `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`) nor `MDE_API_URL`.
+ */
 const SHARED = [
-  "REDIS_URL",
-  "REDIS_FALLBACK",
-  "REDIS_OUTAGE_WAIT",
-  "RATE_LIMITS",
-  "RUN_RATE_LIMITS",
-  "MACHINE_ACTION_RATE_LIMITS",
-  "DOWNLOAD_HOSTS",
-  "TIMEOUT",
-  "BODY_DEADLINE",
-  "MAX_TRANSCRIPT_BYTES"
+  "MDE_CLOUD",
+  "MDE_SCOPE",
+  "AZURE_AUTHORITY_HOST",
+  "MDE_REDIS_URL",
+  "MDE_REDIS_FALLBACK",
+  "MDE_REDIS_OUTAGE_WAIT",
+  "MDE_RATE_LIMITS",
+  "MDE_RUN_RATE_LIMITS",
+  "MDE_MACHINE_ACTION_RATE_LIMITS",
+  "MDE_DOWNLOAD_HOSTS",
+  "MDE_TIMEOUT",
+  "MDE_BODY_DEADLINE",
+  "MDE_MAX_TRANSCRIPT_BYTES"
 ] as const
 
+/** A tenant's setting `MDE_<NAME>_<SETTING>` stands for this name (the app registration's are Azure's). */
+const plainName = (setting: string): string =>
+  ["TENANT_ID", "CLIENT_ID", "CLIENT_SECRET", "AUTHORITY_HOST"].includes(setting) ? `AZURE_${setting}` : `MDE_${setting}`
+
 /**
- * A tenant's settings as the plain `MDE_*` names the library reads: its own
- * `MDE_<NAME>_<SETTING>` first, then the shared settings, and a Redis budget key of its own
+ * A tenant's settings under the names the library reads: its own `MDE_<NAME>_<SETTING>`
+ * first (`MDE_CONTOSO_CLIENT_SECRET` is its `AZURE_CLIENT_SECRET`, `MDE_CONTOSO_TOKEN` its
+ * `MDE_TOKEN`), then the shared settings, and a Redis budget key of its own
  * (`<MDE_REDIS_KEY or mde-live-response>:<tenant>`), so tenants never share a budget.
  */
 export const tenantSettings = (tenant: string, env: Record<string, string | undefined>): Map<string, string> => {
   const prefix = `MDE_${CampaignPostgres.tenantKey(tenant).toUpperCase()}_`
   const map = new Map<string, string>()
-  for (const s of SHARED) {
-    const v = env[`MDE_${s}`]
-    if (v !== undefined) map.set(`MDE_${s}`, v)
+  for (const name of SHARED) {
+    const v = env[name]
+    if (v !== undefined) map.set(name, v)
   }
   map.set("MDE_REDIS_KEY", `${env.MDE_REDIS_KEY ?? "mde-live-response"}:${tenant}`)
   for (const [k, v] of Object.entries(env)) {
-    if (k.startsWith(prefix) && v !== undefined) map.set(`MDE_${k.slice(prefix.length)}`, v)
+    if (k.startsWith(prefix) && v !== undefined) map.set(plainName(k.slice(prefix.length)), v)
   }
   return map
 }

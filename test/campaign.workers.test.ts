@@ -129,7 +129,7 @@ const faultRun = async (fault: Fault) => {
     expect(campaignId).toMatch(/^cmp-[0-9a-f]{16}$/)
     for (let n = 0; n < WORKERS; n++) {
       workers.push(spawnCli(
-        ["campaign", "work", ...store, "--results", results, "--campaign", campaignId, ...TIMING],
+        ["campaign", "work", ...store, "--results", results, "--campaign", campaignId],
         shared(n)
       ))
     }

@@ -11,10 +11,10 @@
  *
  * @internal
  */
-import { SqlClient } from "@effect/sql"
+import { SqlClient, SqlError } from "@effect/sql"
 import * as Migrator from "@effect/sql/Migrator"
 import { PgClient } from "@effect/sql-pg"
-import { Effect, Either, Layer, type Redacted, Runtime, Schema, type Scope } from "effect"
+import { Effect, Either, Layer, Option, type Redacted, Runtime, Schema, type Scope } from "effect"
 import type {
   CampaignDefinition,
   CampaignEvent,
@@ -75,6 +75,25 @@ export interface PgStore {
   readonly manifest: (campaignId: string) => Effect.Effect<Array<ManifestEntry>, CampaignStoreError>
 }
 
+/**
+ * `effect` in a transaction, its database failures as `Database` errors. `@effect/sql` makes a
+ * failed COMMIT or ROLLBACK (the connection lost mid-transaction: PostgreSQL restarting) a
+ * defect; it is an outage like any other here, and ends the worker's round, not the worker.
+ * Whether such a COMMIT took effect is unknown, which is safe: the next round reads the
+ * tables again, and a `Submitting` that did commit is adopted, never submitted blind.
+ */
+const transaction = <A, E, R>(
+  sql: SqlClient.SqlClient,
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<A, Exclude<E, SqlError.SqlError> | CampaignStoreError, R> =>
+  sql.withTransaction(effect).pipe(
+    Effect.catchIf(
+      (e): e is SqlError.SqlError => e instanceof SqlError.SqlError,
+      (e) => Effect.fail(dbError(e))
+    ),
+    Effect.catchSomeDefect((d) => d instanceof SqlError.SqlError ? Option.some(Effect.fail(dbError(d))) : Option.none())
+  ) as Effect.Effect<A, Exclude<E, SqlError.SqlError> | CampaignStoreError, R>
+
 /** A database failure, without the connection's URL (it may hold a password). */
 export const dbError = (e: unknown): CampaignStoreError => {
   const cause = (e as { cause?: unknown } | undefined)?.cause
@@ -108,7 +127,7 @@ const writers = (
   enqueue: (campaign: SharedCampaign, tenant: string, lane: Lane, jobs: ReadonlyArray<Job>) => Effect.Effect<void, CampaignStoreError>
 ): Pick<PgStore, "create" | "append"> => {
   const create: PgStore["create"] = (definition, targets, claimExpiry) =>
-    sql.withTransaction(Effect.gen(function*() {
+    transaction(sql, Effect.gen(function*() {
       const id = definition.campaignId
       const existing = yield* q(sql`SELECT 1 FROM mlr_campaign WHERE campaign_id = ${id}`)
       if (existing.length > 0) return yield* storeError("AlreadyExists", `campaign ${id} exists`)
@@ -142,10 +161,10 @@ const writers = (
         const jobs = targets.filter((t) => t.tenant === tenant).map((t) => ({ machineId: t.machineId, startAfter: definition.createdAt }))
         yield* enqueue(shared, tenant, "submit", jobs)
       }
-    })).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(dbError(e))))
+    }))
 
   const append: PgStore["append"] = (campaign, event) =>
-    sql.withTransaction(Effect.gen(function*() {
+    transaction(sql, Effect.gen(function*() {
       const id = campaign.definition.campaignId
       const machineId = machineOf(event)
       if (machineId === undefined) return yield* storeError("InvalidEvent", `${event._tag} is recorded by the store itself`)
@@ -175,7 +194,7 @@ const writers = (
         yield* enqueue(campaign, tenant, lane, [{ machineId, startAfter: startOf(campaign, after.phase, event.at) }])
       }
       return { before, after }
-    })).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(dbError(e))))
+    }))
 
   return { create, append }
 }
@@ -231,7 +250,7 @@ const makeStore = (sql: SqlClient.SqlClient, queue: Queue): PgStore => {
     )
 
   const complete = (campaignId: string) =>
-    sql.withTransaction(Effect.gen(function*() {
+    transaction(sql, Effect.gen(function*() {
       const rows = yield* q(sql`SELECT completed_at FROM mlr_campaign WHERE campaign_id = ${campaignId} FOR UPDATE`)
       if (rows.length === 0) return yield* storeError("NotFound", `no campaign ${campaignId} in the store`)
       if (rows[0]!.completed_at !== null) return true
@@ -243,7 +262,7 @@ const makeStore = (sql: SqlClient.SqlClient, queue: Queue): PgStore => {
       yield* q(sql`INSERT INTO mlr_event (campaign_id, tag, event) VALUES (${campaignId}, 'Completed', ${line}::jsonb)`)
       yield* q(sql`UPDATE mlr_campaign SET completed_at = ${at} WHERE campaign_id = ${campaignId}`)
       return true
-    })).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(dbError(e))))
+    }))
 
   const manifest = (campaignId: string) =>
     Effect.flatMap(
