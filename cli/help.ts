@@ -271,7 +271,7 @@ export const EXAMPLES: Readonly<Record<string, ReadonlyArray<string>>> = {
   ],
   "campaign work": [
     "campaign work --store postgres://mde@db/mde --results /shared/campaigns",
-    "MDE_TENANTS=contoso,fabrikam mde-live-response campaign work --campaign cmp-0123456789abcdef   # each tenant by MDE_<NAME>_*"
+    "campaign work --tenants contoso,fabrikam --campaign cmp-0123456789abcdef   # each tenant set by MDE_<NAME>_*"
   ],
   "campaign export": ["campaign export --store postgres://mde@db/mde --campaign cmp-0123456789abcdef --out manifest.jsonl"],
   simulator: ["simulator > sim.env &   # then: . ./sim.env; mde-live-response transcript --action 5e1d0000-0000-4000-8000-000000000001"],
