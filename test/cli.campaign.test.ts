@@ -343,3 +343,37 @@ it("the simulate fleet has what the tests pick", () => {
   expect(FLEET).toHaveLength(50)
   expect(healthy.length).toBeGreaterThanOrEqual(5)
 })
+
+// The shared store's options, used wrongly: each a usage error before anything is defined.
+describe.concurrent("campaign: the shared store's options", { timeout: 60_000 }, () => {
+  const ids = () => machinesFile(["m1"])
+  const usage = async (args: ReadonlyArray<string>, says: RegExp) => {
+    const ran = await cli(args)
+    expect(ran.code, ran.stderr).toBe(2)
+    expect(ran.stderr).toMatch(says)
+  }
+
+  it("start needs --out or --store, not both; --detach and --tenants need --store", async () => {
+    await usage(["campaign", "start", "--machines", ids(), "--script", "a.ps1"], /give --out <folder> .* or --store <postgres-url>/)
+    await usage(
+      ["campaign", "start", "--machines", ids(), "--script", "a.ps1", "--out", folder(), "--store", "postgres://127.0.0.1:1/db"],
+      /not both/
+    )
+    await usage(["campaign", "start", "--machines", ids(), "--script", "a.ps1", "--out", folder(), "--detach"], /--detach is for .*--store/)
+    await usage(["campaign", "start", "--machines", ids(), "--script", "a.ps1", "--out", folder(), "--tenants", "a,b"], /--tenants is for/)
+  })
+
+  it("work and export need --store; status --store needs --campaign", async () => {
+    await usage(["campaign", "work"], /give --store postgres:/)
+    await usage(["campaign", "export", "--campaign", "cmp-0123456789abcdef"], /give --store postgres:/)
+    await usage(["campaign", "status", "--store", "postgres://127.0.0.1:1/db"], /give --campaign <id>/)
+    await usage(["campaign", "status"], /give --out <folder>, or --store/)
+  })
+
+  it("a store that cannot be reached is exit 12, and its password is never printed", async () => {
+    const ran = await cli(["campaign", "work", "--store", "postgres://mde:hunter2-secret@127.0.0.1:1/db", "--format", "json"])
+    expect(ran.code, ran.stderr).toBe(12)
+    expect(JSON.parse(ran.stderr.trim().split("\n").at(-1)!).error.tag).toBe("CampaignStoreError")
+    expect(ran.stdout + ran.stderr).not.toContain("hunter2")
+  })
+})
