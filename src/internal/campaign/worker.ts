@@ -97,7 +97,10 @@ const contextFor = (
   return ctx
 }
 
-/** One round over the fetched jobs: the engine's steps, then each machine's next job, then the fetched ones done. */
+/**
+ * One round over the fetched jobs: the engine's steps, then each machine's next job, then the
+ * fetched ones done. Whether it started a session (a machine of the submit lane left Waiting).
+ */
 const round = (
   pg: PgStore,
   campaign: SharedCampaign,
@@ -105,7 +108,7 @@ const round = (
   jobs: ReadonlyArray<Fetched>,
   makeCtx: (machines: CampaignState["machines"], order: ReadonlyArray<string>) => Ctx,
   rank: ReadonlyMap<string, number>
-): Effect.Effect<void, CampaignStoreError | DefenderError, FileSystem.FileSystem> =>
+): Effect.Effect<boolean, CampaignStoreError | DefenderError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const id = campaign.definition.campaignId
     const ids = [...new Set(jobs.map((j) => j.machineId))].sort((a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0))
@@ -116,7 +119,9 @@ const round = (
     // From the tables, not the round's view: another worker may have moved a machine meanwhile.
     const now = yield* Clock.currentTimeMillis
     const next: Record<Lane, Array<{ machineId: string; startAfter: number }>> = { submit: [], watch: [] }
-    for (const [machineId, m] of yield* pg.machines(id, ids)) {
+    const after = yield* pg.machines(id, ids)
+    const started = jobs.some((j) => j.lane === "submit" && after.get(j.machineId)?.phase._tag !== "Waiting")
+    for (const [machineId, m] of after) {
       const lane = laneOf(m.phase)
       if (lane === undefined) continue
       const startAfter = m.phase._tag === "Waiting"
@@ -128,6 +133,7 @@ const round = (
       yield* pg.queue.send(campaign, tenant, lane, next[lane])
       yield* pg.queue.complete(campaign, tenant, lane, jobs.filter((j) => j.lane === lane).map((j) => j.id))
     }
+    return started
   })
 
 /** A tenant's part of a campaign, until every one of its machines is finished or never ran. */
@@ -152,7 +158,7 @@ const serveTenant = (
     while (true) {
       const once = Effect.gen(function*() {
         const counts = yield* pg.counts(id, tenant)
-        if (counts.Finished + counts.NotRun >= targets.length) return true
+        if (counts.Finished + counts.NotRun >= targets.length) return "done" as const
         const at = yield* Clock.currentTimeMillis
         const room = at >= definition.options.deadline
           ? BATCH
@@ -161,18 +167,22 @@ const serveTenant = (
           ...(yield* pg.queue.fetch(campaign, tenant, "watch", BATCH)),
           ...(yield* pg.queue.fetch(campaign, tenant, "submit", room))
         ]
-        if (jobs.length === 0) return false
+        if (jobs.length === 0) return "wait" as const
         const base = { targets, counts, cancelled }
-        yield* round(pg, campaign, tenant, jobs, (machines, order) =>
+        const started = yield* round(pg, campaign, tenant, jobs, (machines, order) =>
           contextFor(pg, campaign, folder, client, base, machines, order, emit), rank)
-        return false
+        // A round that started sessions goes on at once: the engine's submit step stops after one
+        // interval, and sleeping another would leave the run budget idle half the time (one
+        // worker then ran at half its tenant's budget). Refused machines come back only at
+        // their retryAt, polls at their interval: the next fetch takes nothing early.
+        return started ? "again" as const : "wait" as const
       })
-      const done = yield* once.pipe(
+      const next = yield* once.pipe(
         Effect.catchIf(passing, (e) =>
-          Effect.as(Effect.logWarning(`campaign ${id}, tenant ${tenant}: ${e.message}; trying again`), false))
+          Effect.as(Effect.logWarning(`campaign ${id}, tenant ${tenant}: ${e.message}; trying again`), "wait" as const))
       )
-      if (done) return
-      yield* Effect.sleep(definition.options.interval)
+      if (next === "done") return
+      if (next === "wait") yield* Effect.sleep(definition.options.interval)
     }
   })
 
