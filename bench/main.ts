@@ -76,7 +76,7 @@ function renderFigures(record: {
     lines.push("", "<details><summary>all figures</summary>", "", "| figure | value |", "| --- | --- |")
     for (const [key, value] of Object.entries(r.figures)) lines.push(`| ${key} | ${value} |`)
     lines.push("", "</details>", "")
-    for (const file of r.files ?? []) if (file.endsWith(".svg") && !file.startsWith(".tmp")) lines.push(`![${r.name}](${file})`, "")
+    for (const file of r.files ?? []) if (file.endsWith(".svg") && !file.startsWith(".tmp")) lines.push(`![${r.name}](../${file})`, "") // the page is docs/benchmarks.md
   }
   return lines.join("\n")
 }
