@@ -71,6 +71,32 @@ describe("LiveResponse.downloadToFile", () => {
       expect(readdirSync(folder)).toEqual(["result.bin"])
     }))
 
+  // Larger than downloadToFile's 1 MiB write buffer: one chunk bigger than the buffer (no
+  // faults: the simulator answers in one piece), and answers cut at random bytes, whose parts
+  // end inside the buffer: what was buffered is written before the resume asks from there.
+  it.effect.each([
+    ["in one chunk bigger than the write buffer", undefined],
+    ["cut at random bytes", { cutRate: 0.8, seed: 11 }]
+  ] as const)("a 2.5 MiB result %s is saved whole, its MD5 verified", ([, faults]) =>
+    Effect.gen(function*() {
+      const huge = new Uint8Array(2.5 * 1024 * 1024 + 77).map((_, i) => (i * 2654435761) >>> 24)
+      const sim = yield* DefenderSimulator.make(faults === undefined ? {} : { faults })
+      sim.addTranscripts("huge", [huge])
+      const path = join(dir(), "result.bin")
+      const exit = yield* drive(
+        LiveResponse.downloadToFile({ machineActionId: "huge", index: 0 }, path, { maxInterruptions: 50 }).pipe(
+          Effect.provide(over(sim))
+        ),
+        300
+      )
+      expect(exit._tag).toBe("Success")
+      const saved = exit._tag === "Success" ? exit.value : undefined
+      expect(saved!.bytes).toBe(huge.length)
+      expect(saved!.md5Verified).toBe(true)
+      if (faults !== undefined) expect(saved!.resumes).toBeGreaterThan(0)
+      expect(readFileSync(path).equals(huge)).toBe(true)
+    }))
+
   it.effect("gets a new link when the old one expires mid-download, and resumes", () =>
     Effect.gen(function*() {
       // 1 KiB a second and a link valid for 10 s: connections that break after 10 s need a new link.

@@ -18,6 +18,9 @@ import { afterBody, type DownloadState, initialState, planAnswer, resumeHeaders,
 import { getResultLink } from "./resultLink.ts"
 import { body, openLink } from "./storage.ts"
 
+/** How many bytes `downloadToFile` collects before one write to the file. */
+const WRITE_BUFFER = 1024 * 1024
+
 /** How often one download may re-create its link (it may expire more than once in a long download). */
 const MAX_RENEWALS = 5
 
@@ -99,6 +102,7 @@ const saveTo = (
     let interruptions = 0
     let state: DownloadState = initialState
     let hash: Hash = createHash("md5")
+    const buffer = new Uint8Array(WRITE_BUFFER)
     const restart = Effect.suspend(() => {
       state = initialState
       hash = createHash("md5")
@@ -127,14 +131,45 @@ const saveTo = (
       }
       if (plan.restarted) yield* restart
       state = plan.state
-      const read = yield* Stream.runForEach(body(ctx, opened), (chunk) =>
-        Effect.zipRight(
-          file.writeAll(chunk).pipe(Effect.mapError(fileError)),
+      // Chunks are copied into one buffer and written a buffer at a time: one write (and its
+      // trip through the file system's thread pool) per WRITE_BUFFER bytes, not per network chunk.
+      // `offset` counts only what is in the file, so a resume asks for exactly what is missing.
+      let filled = 0
+      const written = (n: number) =>
+        Effect.sync(() => {
+          state = { ...state, offset: state.offset + n }
+        })
+      const writeOut = (bytes: Uint8Array) => Effect.zipRight(file.writeAll(bytes).pipe(Effect.mapError(fileError)), written(bytes.length))
+      const flush = Effect.suspend(() => {
+        const n = filled
+        filled = 0
+        return n === 0 ? Effect.void : writeOut(buffer.subarray(0, n))
+      })
+      // Called in order, one chunk at a time: each effect runs before the next chunk comes.
+      const write = (chunk: Uint8Array): Effect.Effect<void, FileDownloadError> => {
+        hash.update(chunk)
+        if (chunk.length >= buffer.length) return Effect.zipRight(flush, writeOut(chunk))
+        const room = buffer.length - filled
+        if (chunk.length < room) {
+          buffer.set(chunk, filled)
+          filled += chunk.length
+          return Effect.void
+        }
+        buffer.set(chunk.subarray(0, room), filled)
+        filled = buffer.length
+        const rest = chunk.subarray(room)
+        return Effect.zipRight(
+          flush,
           Effect.sync(() => {
-            hash.update(chunk)
-            state = { ...state, offset: state.offset + chunk.length }
+            buffer.set(rest, 0)
+            filled = rest.length
           })
-        )).pipe(Effect.either)
+        )
+      }
+      const read = yield* Stream.runForEach(body(ctx, opened), write).pipe(
+        Effect.either,
+        Effect.zipLeft(Effect.suspend(() => flush))
+      )
       // Only a broken or stalled connection is resumed; a file error or a body over maxResultBytes is final.
       if (read._tag === "Left" && !(read.left._tag === "HttpError" && read.left.reason === "Transport")) {
         return yield* read.left
