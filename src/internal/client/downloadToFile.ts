@@ -166,7 +166,7 @@ const saveTo = (
           })
         )
       }
-      const read = yield* Stream.runForEach(body(ctx, opened), write).pipe(
+      const read = yield* Stream.runForEachChunk(body(ctx, opened), (chunks) => Effect.forEach(chunks, write, { discard: true })).pipe(
         Effect.either,
         Effect.zipLeft(Effect.suspend(() => flush))
       )

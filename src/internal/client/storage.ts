@@ -244,13 +244,14 @@ export const body = (
       arrived++
       return chunk
     }),
-    Stream.interruptWhen(stalled),
-    Stream.interruptWhen(
+    // One interrupter for both limits: each `interruptWhen` is a layer every chunk goes through.
+    Stream.interruptWhen(Effect.raceFirst(
+      stalled,
       Effect.delay(
         Effect.fail(brokenBody(`the body took longer than ${Duration.format(ctx.bodyDeadline)} in all`)),
         ctx.bodyDeadline
       )
-    )
+    ))
   )
   const limit = ctx.maxResultBytes
   if (limit === undefined) return bytes
