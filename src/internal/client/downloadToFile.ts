@@ -14,6 +14,7 @@ import { createHash, type Hash, randomBytes } from "node:crypto"
 import type { CommandRef, SavedFile, SaveOptions } from "../../DefenderClient.ts"
 import { type DefenderError, FileDownloadError, ResultLinkError } from "../../DefenderError.ts"
 import type { ClientContext } from "./context.ts"
+import * as BufferedWrite from "./bufferedWrite.ts"
 import { afterBody, type DownloadState, initialState, planAnswer, resumeHeaders, verify } from "./resume.ts"
 import { getResultLink } from "./resultLink.ts"
 import { body, openLink } from "./storage.ts"
@@ -102,7 +103,6 @@ const saveTo = (
     let interruptions = 0
     let state: DownloadState = initialState
     let hash: Hash = createHash("md5")
-    const buffer = new Uint8Array(WRITE_BUFFER)
     const restart = Effect.suspend(() => {
       state = initialState
       hash = createHash("md5")
@@ -131,45 +131,24 @@ const saveTo = (
       }
       if (plan.restarted) yield* restart
       state = plan.state
-      // Chunks are copied into one buffer and written a buffer at a time: one write (and its
-      // trip through the file system's thread pool) per WRITE_BUFFER bytes, not per network chunk.
-      // `offset` counts only what is in the file, so a resume asks for exactly what is missing.
-      let filled = 0
-      const written = (n: number) =>
-        Effect.sync(() => {
-          state = { ...state, offset: state.offset + n }
-        })
-      const writeOut = (bytes: Uint8Array) => Effect.zipRight(file.writeAll(bytes).pipe(Effect.mapError(fileError)), written(bytes.length))
-      const flush = Effect.suspend(() => {
-        const n = filled
-        filled = 0
-        return n === 0 ? Effect.void : writeOut(buffer.subarray(0, n))
-      })
-      // Called in order, one chunk at a time: each effect runs before the next chunk comes.
-      const write = (chunk: Uint8Array): Effect.Effect<void, FileDownloadError> => {
-        hash.update(chunk)
-        if (chunk.length >= buffer.length) return Effect.zipRight(flush, writeOut(chunk))
-        const room = buffer.length - filled
-        if (chunk.length < room) {
-          buffer.set(chunk, filled)
-          filled += chunk.length
-          return Effect.void
-        }
-        buffer.set(chunk.subarray(0, room), filled)
-        filled = buffer.length
-        const rest = chunk.subarray(room)
-        return Effect.zipRight(
-          flush,
-          Effect.sync(() => {
-            buffer.set(rest, 0)
-            filled = rest.length
-          })
+      // Written a buffer at a time, each write overlapping the next buffer's filling; `offset`
+      // counts only what is in the file, so a resume asks for exactly what is missing.
+      const read = yield* Effect.scoped(Effect.gen(function*() {
+        const writer = yield* BufferedWrite.make(
+          (bytes) => file.writeAll(bytes).pipe(Effect.mapError(fileError)),
+          WRITE_BUFFER,
+          (n) => {
+            state = { ...state, offset: state.offset + n }
+          }
         )
-      }
-      const read = yield* Stream.runForEachChunk(body(ctx, opened), (chunks) => Effect.forEach(chunks, write, { discard: true })).pipe(
-        Effect.either,
-        Effect.zipLeft(Effect.suspend(() => flush))
-      )
+        const took = yield* Stream.runForEachChunk(body(ctx, opened), (chunks) =>
+          Effect.forEach(chunks, (chunk) => {
+            hash.update(chunk)
+            return writer.write(chunk)
+          }, { discard: true })).pipe(Effect.either)
+        yield* writer.flush
+        return took
+      }))
       // Only a broken or stalled connection is resumed; a file error or a body over maxResultBytes is final.
       if (read._tag === "Left" && !(read.left._tag === "HttpError" && read.left.reason === "Transport")) {
         return yield* read.left
