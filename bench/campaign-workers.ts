@@ -21,14 +21,13 @@
  *
  *   node --import tsx bench/campaign-workers.ts [--quick]
  */
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
 import { Effect, Exit, Redacted, Scope } from "effect"
 import { execFile, execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join, resolve } from "node:path"
+import { freshDatabase as freshDb } from "../test/utils/postgres.ts"
 import { locate, requiredLine, type RunningServer, type ServerName, serversRequired, skipLine, use } from "../scripts/servers.ts"
 import * as DefenderSimulator from "../src/testing/DefenderSimulator.ts"
 import { round, type Target } from "./types.ts"
@@ -69,18 +68,8 @@ const cli = (bin: string, args: ReadonlyArray<string>, env: Record<string, strin
 const describeExit = (what: string, exited: Exited) =>
   `${what} exited with ${exited.code}\nstdout: ${exited.stdout.trim().slice(-2000)}\nstderr: ${exited.stderr.trim().slice(-2000)}`
 
-/** A database of its own for each run, on the server at `url`. */
-const freshDatabase = (url: string, name: string): Promise<string> =>
-  Effect.runPromise(
-    Effect.gen(function*() {
-      const sql = yield* SqlClient.SqlClient
-      yield* sql.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      yield* sql.unsafe(`CREATE DATABASE ${name}`)
-      const at = new URL(url)
-      at.pathname = `/${name}`
-      return at.toString()
-    }).pipe(Effect.scoped, Effect.provide(PgClient.layer({ url: Redacted.make(url) })))
-  )
+/** A database of its own for each run, on the server at `url` (the tests' helper). */
+const freshDatabase = (url: string, name: string): Promise<string> => Effect.runPromise(freshDb(url, name))
 
 /** A tenant's 40-hex machine ids, the same every run. */
 const machineIds = (tenant: string, n: number): Array<string> =>
